@@ -1,0 +1,79 @@
+"""`nnunetv2_dualunc COMMAND ...`: the plugin's commands, in nnU-Net's flag style.
+
+    trainer-path            print the folder to export as nnUNet_extTrainer
+    preprocess-unlabelled   preprocess imagesUnlabeled/ with an existing plans file (the trainer also does it)
+    export                  write a plain nnU-Net model folder (main decoder only) that stock nnU-Net predicts with
+    demo                    synthetic dataset -> plan -> train supervised and DualUnc -> predict -> Dice table
+"""
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+
+def trainer_path() -> str:
+    """The installed folder of thin trainer modules that nnU-Net must scan (works for -e and regular installs)."""
+    import nnunetv2_dualunc_trainers
+
+    return os.path.dirname(os.path.abspath(nnunetv2_dualunc_trainers.__file__))
+
+
+def ext_trainer_hint() -> Optional[str]:
+    """A how-to when nnUNet_extTrainer does not point at this plugin's trainers, else None."""
+    folder = trainer_path()
+    configured = [os.path.abspath(p) for p in os.environ.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
+    if folder in configured:
+        return None
+    return (f"nnUNet_extTrainer does not include this plugin's trainers, so `nnUNetv2_train ... -tr "
+            f"nnUNetTrainerDualUnc` cannot find them. Set it with:\n"
+            f"    export nnUNet_extTrainer=$(nnunetv2_dualunc trainer-path)\n"
+            f"(currently nnUNet_extTrainer={os.environ.get('nnUNet_extTrainer', '<unset>')})")
+
+
+def _export_entry(argv: List[str]) -> None:
+    from nnunetv2.paths import nnUNet_results
+    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+
+    from nnunetv2_dualunc.export import export_plain_model
+
+    parser = argparse.ArgumentParser(prog="nnunetv2_dualunc export",
+                                     description="Export a trained model as a plain nnU-Net model folder "
+                                                 "(main decoder only, trainer nnUNetTrainer).")
+    parser.add_argument("-d", required=True, help="dataset name or id")
+    parser.add_argument("-c", required=True, help="configuration, e.g. 2d")
+    parser.add_argument("-tr", default="nnUNetTrainerDualUnc", help="trainer the model was trained with")
+    parser.add_argument("-p", default="nnUNetPlans", help="plans identifier")
+    parser.add_argument("-f", nargs="+", default=None, help="folds to export (default: all found)")
+    parser.add_argument("-chk", default="checkpoint_final.pth", help="checkpoint name")
+    parser.add_argument("-o", required=True, help="output folder")
+    args = parser.parse_args(argv)
+    folder = os.path.join(str(nnUNet_results), maybe_convert_to_dataset_name(args.d), f"{args.tr}__{args.p}__{args.c}")
+    folds = [f if f == "all" else int(f) for f in args.f] if args.f else None
+    print(export_plain_model(folder, args.o, folds, args.chk))
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    commands = {
+        "trainer-path": lambda rest: print(trainer_path()),
+        "preprocess-unlabelled": lambda rest: _lazy("nnunetv2_dualunc.data.unlabelled", "preprocess_unlabelled_entry")(rest),
+        "export": _export_entry,
+        "demo": lambda rest: _lazy("nnunetv2_dualunc.demo", "demo_entry")(rest),
+    }
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
+        print(__doc__)
+        raise SystemExit(0 if argv and argv[0] in ("-h", "--help") else 2)
+    command, rest = argv[0], argv[1:]
+    if command != "trainer-path" and (hint := ext_trainer_hint()) is not None and command != "demo":
+        print(f"NOTE: {hint}", file=sys.stderr)
+    commands[command](rest)
+
+
+def _lazy(module: str, name: str):
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Pseudo-labelled cases stored as nnU-Net preprocessed cases, in a folder of their own per stage.
+
+A pseudo-labelled case is the unlabelled case's preprocessed image plus the teacher's (or student's) argmax as
+its segmentation, saved with nnU-Net's Blosc2 dataset class so nnU-Net's data loader and augmentation read it
+like any training case. Crash safety: every case is written in a hidden temporary folder and moved in with the
+.pkl last, and the folder only counts as complete once its manifest (written last, atomically) exists.
+The manifest records which fold, configuration, plans and weights produced the labels, so labels of another
+run are never mixed in.
+"""
+import json
+import os
+import shutil
+from typing import List, Optional, Sequence
+
+import numpy as np
+from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
+from nnunetv2.training.dataloading.nnunet_dataset import comp_blosc2_params, nnUNetDatasetBlosc2
+
+MANIFEST_FILE = "manifest.json"
+_STAGING_PREFIX = ".writing_"
+# the provenance keys that must match before existing pseudo-labels are reused
+PROVENANCE_KEYS = ("dataset", "configuration", "plans", "fold", "trainer", "stage", "weights_epoch")
+
+
+class PseudoLabelMismatchError(RuntimeError):
+    """Pseudo-labels in the folder were made by another run (fold, configuration, plans or trainer)."""
+
+
+def pseudo_label_folder(output_folder: str, stage: str) -> str:
+    return os.path.join(output_folder, "pseudo_labels", stage)
+
+
+def pseudo_label_from_probabilities(probabilities: np.ndarray, nonzero_mask_seg: Optional[np.ndarray]) -> np.ndarray:
+    """argmax over classes, shaped (1, *spatial) like nnU-Net's stored segmentations. Background outside the
+    image's nonzero region is stored as -1, as nnU-Net's preprocessing does for labelled cases."""
+    label = np.argmax(probabilities, axis=0)[None]
+    label = label.astype(np.int16 if probabilities.shape[0] > 127 else np.int8)
+    if nonzero_mask_seg is not None:
+        label[(np.asarray(nonzero_mask_seg) < 0) & (label == 0)] = -1
+    return label
+
+
+def write_pseudo_labelled_case(folder: str, identifier: str, data: np.ndarray, pseudo_label: np.ndarray,
+                               properties: dict, patch_size: Sequence[int], foreground_labels: Sequence[int]) -> None:
+    """Store one case atomically; adds the class locations nnU-Net's foreground oversampling needs."""
+    properties = dict(properties)
+    properties["class_locations"] = DefaultPreprocessor._sample_foreground_locations(
+        pseudo_label, list(foreground_labels), verbose=False)
+    data = np.ascontiguousarray(data, dtype=np.float32)
+    blocks, chunks = comp_blosc2_params(data.shape, tuple(patch_size), data.itemsize)
+    blocks_seg, chunks_seg = comp_blosc2_params(pseudo_label.shape, tuple(patch_size), pseudo_label.itemsize)
+    staging = os.path.join(folder, _STAGING_PREFIX + identifier)
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+    nnUNetDatasetBlosc2.save_case(data, pseudo_label, properties, os.path.join(staging, identifier),
+                                  chunks=chunks, blocks=blocks, chunks_seg=chunks_seg, blocks_seg=blocks_seg)
+    for suffix in (".b2nd", "_seg.b2nd", ".pkl"):  # .pkl last: its presence marks the case complete
+        os.replace(os.path.join(staging, identifier + suffix), os.path.join(folder, identifier + suffix))
+    os.rmdir(staging)
+
+
+def completed_cases(folder: str) -> List[str]:
+    if not os.path.isdir(folder):
+        return []
+    return sorted(f[:-4] for f in os.listdir(folder) if f.endswith(".pkl") and not f.startswith("."))
+
+
+def read_manifest(folder: str) -> Optional[dict]:
+    path = os.path.join(folder, MANIFEST_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_manifest(folder: str, provenance: dict, cases: Sequence[str]) -> None:
+    manifest = dict(provenance, cases=sorted(cases))
+    path = os.path.join(folder, MANIFEST_FILE)
+    with open(path + ".tmp", "w") as f:
+        json.dump(manifest, f, indent=2)
+    os.replace(path + ".tmp", path)
+
+
+def check_manifest(folder: str, provenance: dict, cases: Sequence[str]) -> bool:
+    """True when the folder holds exactly the finished pseudo-labels this run would make; False when it is
+    unfinished (the caller rebuilds it); raises when it was finished by a different run."""
+    manifest = read_manifest(folder)
+    if manifest is None:
+        return False
+    different = {k: (manifest.get(k), provenance.get(k)) for k in PROVENANCE_KEYS if manifest.get(k) != provenance.get(k)}
+    if different:
+        details = ", ".join(f"{k}: found {found!r}, expected {expected!r}" for k, (found, expected) in different.items())
+        raise PseudoLabelMismatchError(
+            f"The pseudo-labels in {folder} were made by another run ({details}). Delete that folder (or train "
+            f"in a fresh output folder) so they are regenerated for this run.")
+    missing = sorted(set(cases) - set(completed_cases(folder)))
+    if sorted(manifest.get("cases", [])) != sorted(cases) or missing:
+        return False
+    return True
+
+
+def reset_folder(folder: str) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)

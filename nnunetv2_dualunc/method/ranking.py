@@ -1,0 +1,76 @@
+"""Sample-level uncertainty (Eq. 1) and the reliable / unreliable split of the unlabelled cases.
+
+Eq. 1 compares each earlier snapshot's softmax prediction with the last snapshot's (the teacher):
+    u(x) = 1/(K-1) * sum_{i<K} mean[(F_i(x) - F_K(x))^2]
+where the mean runs over classes and voxels. Cases are sorted by u ascending and the first half is "reliable".
+"""
+import csv
+import math
+import os
+from dataclasses import dataclass
+from typing import Iterable, List, Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+RELIABLE = "reliable"
+UNRELIABLE = "unreliable"
+RANKING_COLUMNS = ("case", "score", "rank", "subset")
+
+
+def sample_uncertainty(teacher_probabilities: Tensor, earlier_snapshot_probabilities: Iterable[Tensor]) -> float:
+    """Eq. 1 for one case. Takes the earlier snapshots lazily so only two probability maps live at once."""
+    reference = teacher_probabilities.float()
+    total, count = 0.0, 0
+    for probabilities in earlier_snapshot_probabilities:
+        if probabilities.shape != reference.shape:
+            raise ValueError(f"snapshot prediction shape {tuple(probabilities.shape)} differs from the teacher's "
+                             f"{tuple(reference.shape)}")
+        total += torch.mean((probabilities.float() - reference) ** 2).item()
+        count += 1
+    if count == 0:
+        raise ValueError("Eq. 1 needs at least two snapshots (K >= 2): one earlier snapshot besides the teacher")
+    return total / count
+
+
+@dataclass(frozen=True)
+class RankedCase:
+    case: str
+    score: float
+    rank: int  # 1 = most certain
+    subset: str  # RELIABLE or UNRELIABLE
+
+
+def rank_cases(scores: Mapping[str, float], reliable_fraction: float = 0.5) -> List[RankedCase]:
+    """Sort ascending by uncertainty (ties broken by case id, so the result never depends on dict order) and
+    mark the first ceil(fraction * n) cases reliable: with an odd count the middle case counts as reliable."""
+    if not 0.0 < reliable_fraction <= 1.0:
+        raise ValueError(f"reliable_fraction must be in (0, 1], got {reliable_fraction}")
+    ordered = sorted(scores.items(), key=lambda item: (item[1], item[0]))
+    n_reliable = math.ceil(reliable_fraction * len(ordered))
+    return [RankedCase(case, float(score), rank + 1, RELIABLE if rank < n_reliable else UNRELIABLE)
+            for rank, (case, score) in enumerate(ordered)]
+
+
+def reliable_cases(ranking: Sequence[RankedCase]) -> List[str]:
+    return [r.case for r in ranking if r.subset == RELIABLE]
+
+
+def write_ranking(path: str, ranking: Sequence[RankedCase]) -> None:
+    """Write a tab-separated table (case, score, rank, subset) atomically: a reader never sees half a file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f, delimiter="\t")
+        writer.writerow(RANKING_COLUMNS)
+        for r in ranking:
+            writer.writerow((r.case, repr(r.score), r.rank, r.subset))
+    os.replace(tmp, path)
+
+
+def read_ranking(path: str) -> List[RankedCase]:
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        if tuple(reader.fieldnames or ()) != RANKING_COLUMNS:
+            raise ValueError(f"{path} is not a ranking file (expected the columns {RANKING_COLUMNS}); delete it to "
+                             f"let the trainer recompute the ranking from the saved snapshots")
+        return [RankedCase(row["case"], float(row["score"]), int(row["rank"]), row["subset"]) for row in reader]

@@ -1,0 +1,36 @@
+"""The full method: self-training + sample sorting + the dual-decoder uncertainty rectification (Eq. 2, 4)."""
+import torch
+from torch import nn
+
+from nnunetv2_dualunc.method.losses import RectifiedPseudoLabelLoss
+from nnunetv2_dualunc.network.dual_decoder import DualDecoderUNet, build_dual_decoder_network
+from nnunetv2_dualunc.training.sample_sorting import nnUNetTrainerSelfTrainingSS
+
+
+class nnUNetTrainerDualUnc(nnUNetTrainerSelfTrainingSS):
+    """Main decoder (transposed convolutions) + auxiliary decoder (interpolation) on one encoder.
+
+    Choices where the paper is silent:
+    - the auxiliary decoder gets the supervised loss on labelled cases too, in every phase: an untrained
+      auxiliary decoder would make KL(main || aux) large everywhere and exp(-KL) would switch the pseudo-label
+      loss off;
+    - the rectified loss (Eq. 4) is applied at every deep-supervision scale with nnU-Net's scale weights;
+    - inference and the predictor use the main decoder only.
+    """
+
+    @staticmethod
+    def build_network_architecture(plans_manager, configuration_manager, num_input_channels: int,
+                                   num_output_channels: int, enable_deep_supervision: bool = True) -> nn.Module:
+        return build_dual_decoder_network(plans_manager, configuration_manager, num_input_channels,
+                                          num_output_channels, enable_deep_supervision)
+
+    def set_deep_supervision_enabled(self, enabled: bool):
+        module = self._network_module()
+        assert isinstance(module, DualDecoderUNet)
+        module.deep_supervision = enabled
+
+    def forward_heads(self, data: torch.Tensor) -> list:
+        return list(self.network(data, return_auxiliary=True))
+
+    def pseudo_label_loss(self) -> nn.Module:
+        return RectifiedPseudoLabelLoss()

@@ -1,0 +1,34 @@
+from setuptools import setup
+
+setup(
+    name="nnunetv2-dualunc",
+    version="0.1.0",
+    description="Semi-supervised self-training with dual uncertainty as an nnU-Net v2 plugin",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=[
+        "nnunetv2_dualunc",
+        "nnunetv2_dualunc.method",
+        "nnunetv2_dualunc.network",
+        "nnunetv2_dualunc.data",
+        "nnunetv2_dualunc.training",
+        "nnunetv2_dualunc.evaluation",
+        # The folder nnU-Net scans through nnUNet_extTrainer: thin re-export modules only.
+        "nnunetv2_dualunc_trainers",
+    ],
+    package_dir={"nnunetv2_dualunc_trainers": "trainers"},
+    install_requires=[
+        "nnunetv2>=2.6,<2.9",
+        "torch",
+        "batchgenerators>=0.25",
+        "batchgeneratorsv2",
+        "SimpleITK",
+        "numpy",
+        "acvl-utils",
+        "dynamic-network-architectures",
+        "blosc2",
+    ],
+    extras_require={"test": ["pytest"]},
+    entry_points={"console_scripts": ["nnunetv2_dualunc=nnunetv2_dualunc.cli:main"]},
+)

@@ -1,0 +1,62 @@
+"""Eq. 1 against hand-computed values, the reliable/unreliable split and the ranking file."""
+import pytest
+import torch
+
+from nnunetv2_dualunc.method.ranking import (RELIABLE, UNRELIABLE, RankedCase, rank_cases, read_ranking,
+                                             reliable_cases, sample_uncertainty, write_ranking)
+
+
+def test_sample_uncertainty_matches_eq1_by_hand():
+    teacher = torch.tensor([[0.9, 0.5], [0.1, 0.5]])  # (C=2, 2 voxels)
+    s1 = torch.tensor([[0.5, 0.5], [0.5, 0.5]])
+    s2 = torch.tensor([[0.7, 0.3], [0.3, 0.7]])
+    # mean squared difference over the 4 entries
+    d1 = (0.4 ** 2 + 0 + 0.4 ** 2 + 0) / 4
+    d2 = (0.2 ** 2 + 0.2 ** 2 + 0.2 ** 2 + 0.2 ** 2) / 4
+    assert sample_uncertainty(teacher, iter([s1, s2])) == pytest.approx((d1 + d2) / 2, rel=1e-6)
+
+
+def test_sample_uncertainty_needs_an_earlier_snapshot_and_equal_shapes():
+    with pytest.raises(ValueError, match="K >= 2"):
+        sample_uncertainty(torch.zeros(2, 3), iter([]))
+    with pytest.raises(ValueError, match="shape"):
+        sample_uncertainty(torch.zeros(2, 3), iter([torch.zeros(2, 4)]))
+
+
+def test_rank_cases_sorts_ascending_and_splits_half():
+    scores = {"c": 0.3, "a": 0.1, "d": 0.4, "b": 0.2, "e": 0.05}
+    ranking = rank_cases(scores)
+    assert [r.case for r in ranking] == ["e", "a", "b", "c", "d"]
+    assert [r.rank for r in ranking] == [1, 2, 3, 4, 5]
+    # odd count: ceil(5 / 2) = 3 reliable
+    assert [r.subset for r in ranking] == [RELIABLE] * 3 + [UNRELIABLE] * 2
+    assert reliable_cases(ranking) == ["e", "a", "b"]
+
+
+def test_rank_cases_ties_are_broken_by_case_id():
+    ranking = rank_cases({"z": 0.1, "y": 0.1, "x": 0.2, "w": 0.1})
+    assert [r.case for r in ranking] == ["w", "y", "z", "x"]
+    assert reliable_cases(ranking) == ["w", "y"]
+
+
+def test_rank_cases_rejects_bad_fraction():
+    with pytest.raises(ValueError):
+        rank_cases({"a": 1.0}, reliable_fraction=0.0)
+
+
+def test_ranking_file_round_trip(tmp_path):
+    ranking = rank_cases({"case_01": 0.125, "case_02": 1e-9, "case_03": 3.5})
+    path = tmp_path / "ranking.tsv"
+    write_ranking(str(path), ranking)
+    assert read_ranking(str(path)) == ranking
+    lines = path.read_text().splitlines()
+    assert lines[0].split("\t") == ["case", "score", "rank", "subset"]
+    assert lines[1].split("\t")[0] == "case_02"
+    assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_read_ranking_rejects_other_files(tmp_path):
+    path = tmp_path / "x.tsv"
+    path.write_text("a\tb\n1\t2\n")
+    with pytest.raises(ValueError, match="not a ranking file"):
+        read_ranking(str(path))

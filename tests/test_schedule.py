@@ -1,0 +1,72 @@
+"""Algorithm 1's epoch schedule and the per-phase learning rate."""
+import pytest
+import torch
+
+from nnunetv2_dualunc.method.schedule import Phase, PhasePolyLRScheduler, ScheduleError, StageSchedule
+
+
+def test_phases_follow_algorithm_1():
+    s = StageSchedule(4, 3, 2, num_snapshots=2)
+    assert s.total_epochs == 9
+    assert [s.phase_at(e) for e in range(9)] == [Phase.PRETRAIN] * 4 + [Phase.STAGE1] * 3 + [Phase.STAGE2] * 2
+    assert s.epoch_in_phase(5) == (Phase.STAGE1, 1, 3)
+    assert s.teacher_epoch == 4 and s.student_epoch == 7
+    with pytest.raises(ValueError):
+        s.phase_at(9)
+
+
+def test_plain_self_training_has_no_stage1_and_no_ranking():
+    s = StageSchedule(3, 0, 4)
+    assert not s.uses_ranking
+    assert [s.phase_at(e) for e in range(7)] == [Phase.PRETRAIN] * 3 + [Phase.STAGE2] * 4
+    # stage 2 pseudo-labels then come from the teacher
+    assert s.student_epoch == s.teacher_epoch == 3
+    assert s.weight_epochs == (3,)
+
+
+def test_default_snapshots_spread_over_second_half_and_end_with_teacher():
+    s = StageSchedule(200, 200, 200, num_snapshots=5)
+    assert s.snapshot_epochs == (120, 140, 160, 180, 200)
+    assert s.weight_epochs == (120, 140, 160, 180, 200, 400)
+
+
+def test_short_pretraining_falls_back_to_last_k_epochs():
+    assert StageSchedule(5, 1, 1, num_snapshots=5).snapshot_epochs == (1, 2, 3, 4, 5)
+    assert StageSchedule(6, 1, 1, num_snapshots=4).snapshot_epochs == (3, 4, 5, 6)
+
+
+def test_more_snapshots_than_pretraining_epochs_is_refused_with_the_fix():
+    with pytest.raises(ScheduleError, match="num_snapshots=5 is more than pretrain_epochs=3"):
+        StageSchedule(3, 2, 2, num_snapshots=5)
+    with pytest.raises(ScheduleError, match="K >= 2"):
+        StageSchedule(3, 2, 2, num_snapshots=1)
+    # without ranking, K does not matter
+    StageSchedule(3, 0, 2, num_snapshots=50)
+
+
+def test_explicit_snapshot_epochs_must_end_with_teacher():
+    assert StageSchedule(10, 1, 1, explicit_snapshot_epochs=(2, 10, 6)).snapshot_epochs == (2, 6, 10)
+    with pytest.raises(ScheduleError):
+        StageSchedule(10, 1, 1, explicit_snapshot_epochs=(2, 6))
+
+
+def test_invalid_budgets():
+    with pytest.raises(ScheduleError):
+        StageSchedule(0, 1, 1)
+    with pytest.raises(ScheduleError):
+        StageSchedule(3, 0, 0)
+
+
+def test_learning_rate_restarts_each_phase():
+    s = StageSchedule(4, 2, 2, num_snapshots=2)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = PhasePolyLRScheduler(optimizer, 0.01, s)
+    lrs = []
+    for epoch in range(s.total_epochs):
+        scheduler.step(epoch)
+        lrs.append(optimizer.param_groups[0]["lr"])
+    assert lrs[0] == lrs[4] == lrs[6] == pytest.approx(0.01)
+    assert lrs[1] == pytest.approx(0.01 * (1 - 1 / 4) ** 0.9)
+    assert lrs[5] == pytest.approx(0.01 * (1 - 1 / 2) ** 0.9)
+    assert lrs[3] < lrs[2] < lrs[1] < lrs[0]
+    assert scheduler.get_last_lr() == [lrs[-1]]

@@ -1,0 +1,3 @@
+from nnunetv2_dualunc.training.demo_trainers import nnUNetTrainer_demo
+
+__all__ = ["nnUNetTrainer_demo"]

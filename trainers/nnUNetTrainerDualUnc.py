@@ -1,0 +1,1 @@
+from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc  # noqa: F401
