@@ -1,8 +1,6 @@
 """Tiny-budget trainers for the integration tests (found through nnUNet_extTrainer like the real ones).
 
-nnUNetTrainerDualUnc_kill sends itself SIGKILL at the start of epoch $DUALUNC_TEST_KILL_AT_EPOCH (or, with
-$DUALUNC_TEST_KILL_AT_PHASE_ENTRY, right after entering that epoch's phase, i.e. after ranking/pseudo-labelling),
-once: the marker file $DUALUNC_TEST_KILL_MARKER stops it from killing the resumed run.
+nnUNetTrainerDualUnc_kill kills itself at chosen points, for the resume tests.
 """
 import os
 import signal
@@ -25,18 +23,19 @@ class nnUNetTrainerSelfTraining_test(nnUNetTrainerSelfTraining):
 
 
 class nnUNetTrainerDualUnc_kill(nnUNetTrainerDualUnc_test):
+    """SIGKILLs itself at each point of $DUALUNC_TEST_KILL_POINTS (comma-separated; "E": at the start of epoch E,
+    "E+": after epoch E's phase was entered, i.e. after its ranking/pseudo-labelling), once per point: a marker
+    file in $DUALUNC_TEST_KILL_MARKERS remembers the points already used, so the resumed run goes on."""
+
     def on_epoch_start(self):
-        kill_epoch = int(os.environ.get("DUALUNC_TEST_KILL_AT_EPOCH", "-1"))
-        marker = os.environ.get("DUALUNC_TEST_KILL_MARKER", "")
-        due = self.current_epoch == kill_epoch and marker and not os.path.exists(marker)
-        after_entry = os.environ.get("DUALUNC_TEST_KILL_AT_PHASE_ENTRY") == "1"
-        if due and not after_entry:
-            self._die(marker)
+        self._maybe_die(str(self.current_epoch))
         super().on_epoch_start()
-        if due and after_entry:
-            self._die(marker)
+        self._maybe_die(f"{self.current_epoch}+")
 
     @staticmethod
-    def _die(marker: str) -> None:
-        open(marker, "w").close()
-        os.kill(os.getpid(), signal.SIGKILL)
+    def _maybe_die(point: str) -> None:
+        points = os.environ.get("DUALUNC_TEST_KILL_POINTS", "").split(",")
+        marker = os.path.join(os.environ.get("DUALUNC_TEST_KILL_MARKERS", "."), f"killed_at_{point}")
+        if point in points and not os.path.exists(marker):
+            open(marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,73 @@
+"""Shared fixtures: a tiny synthetic nnU-Net dataset, planned and preprocessed once per test session, and a
+helper that runs nnU-Net's real console scripts with the nnU-Net environment variables of that dataset."""
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Dict, List
+
+import pytest
+
+from nnunetv2_dualunc.cli import trainer_path
+from nnunetv2_dualunc.demo import TINY_PRESET, dataset_name, write_synthetic_dataset
+
+TEST_DATASET_ID = 991
+TEST_TRAINERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ext_trainers")
+
+
+def console_script(name: str) -> str:
+    candidate = os.path.join(os.path.dirname(sys.executable), name)
+    return candidate if os.path.isfile(candidate) else shutil.which(name) or name
+
+
+@dataclass
+class NnUNetWorkspace:
+    root: str
+    env: Dict[str, str]
+    dataset: str
+
+    @property
+    def raw_dataset(self) -> str:
+        return os.path.join(self.env["nnUNet_raw"], self.dataset)
+
+    def results_folder(self, trainer: str, configuration: str = "2d", fold: str = "all") -> str:
+        return os.path.join(self.env["nnUNet_results"], self.dataset, f"{trainer}__nnUNetPlans__{configuration}",
+                            f"fold_{fold}")
+
+    def run(self, args: List[str], log_name: str, env: Dict[str, str] = None, check: bool = True,
+            timeout: int = 900) -> subprocess.CompletedProcess:
+        """Run a console script; its output goes to a log file in the workspace (shown when it fails)."""
+        log_path = os.path.join(self.root, log_name)
+        with open(log_path, "w") as log:
+            proc = subprocess.run([console_script(args[0])] + args[1:], env=env or self.env, stdout=log,
+                                  stderr=subprocess.STDOUT, timeout=timeout)
+        proc.log = open(log_path).read()
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} exited with {proc.returncode}:\n{proc.log[-6000:]}")
+        return proc
+
+
+def _base_env(root: str) -> Dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
+    env.update(nnUNet_raw=os.path.join(root, "nnUNet_raw"),
+               nnUNet_preprocessed=os.path.join(root, "nnUNet_preprocessed"),
+               nnUNet_results=os.path.join(root, "nnUNet_results"),
+               nnUNet_extTrainer=os.pathsep.join([trainer_path(), TEST_TRAINERS]),
+               nnUNet_compile="false", nnUNet_def_n_proc="1", PYTHONUNBUFFERED="1")
+    return env
+
+
+@pytest.fixture(scope="session")
+def planned_workspace(tmp_path_factory) -> NnUNetWorkspace:
+    """Synthetic dataset (4 labelled, 6 unlabelled, 2 test cases) after `nnUNetv2_plan_and_preprocess`."""
+    root = str(tmp_path_factory.mktemp("nnunet"))
+    env = _base_env(root)
+    write_synthetic_dataset(env["nnUNet_raw"], TEST_DATASET_ID, seed=0, **TINY_PRESET)
+    workspace = NnUNetWorkspace(root, env, dataset_name(TEST_DATASET_ID))
+    # nnU-Net's planner calls torch.set_num_threads(nnUNet_n_proc_DA): it must not be 0 while planning
+    workspace.run(["nnUNetv2_plan_and_preprocess", "-d", str(TEST_DATASET_ID), "-c", "2d",
+                   "--verify_dataset_integrity", "-np", "1"], "plan.log", env=dict(env, nnUNet_n_proc_DA="1"))
+    # training runs augmentation in-process: worker start-up would dominate these tiny runs
+    workspace.env["nnUNet_n_proc_DA"] = "0"
+    return workspace

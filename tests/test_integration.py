@@ -1,0 +1,79 @@
+"""End to end through nnU-Net's real commands on a tiny synthetic dataset:
+plan_and_preprocess -> nnUNetv2_train -tr nnUNetTrainerDualUnc_test -> nnUNetv2_predict -> export -> stock predict.
+"""
+import json
+import os
+import re
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from nnunetv2_dualunc.demo import TINY_PRESET
+from nnunetv2_dualunc.method.ranking import RELIABLE, read_ranking
+from nnunetv2_dualunc.training.self_training import RANKING_FILE
+
+TRAINER = "nnUNetTrainerDualUnc_test"  # tests/ext_trainers: 2 + 1 + 1 epochs of 2 iterations, K = 2
+
+
+def _phase_entries(log: str):
+    return re.findall(r"entering phase '(\w+)' at epoch (\d+)", log)
+
+
+def _predicted_labels(folder):
+    files = sorted(f for f in os.listdir(folder) if f.endswith(".nii.gz"))
+    return files, set(np.unique(np.concatenate([sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(folder, f))).ravel()
+                                                for f in files])).tolist())
+
+
+def test_train_predict_export(planned_workspace, tmp_path):
+    ws = planned_workspace
+    train = ws.run(["nnUNetv2_train", "991", "2d", "all", "-tr", TRAINER, "-device", "cpu"], "train_full.log")
+    fold = ws.results_folder(TRAINER)
+
+    # Algorithm 1 ran in order, each phase once, at the scheduled epochs
+    assert _phase_entries(train.log) == [("pretrain", "0"), ("stage1", "2"), ("stage2", "3")]
+    assert os.path.isfile(os.path.join(fold, "checkpoint_final.pth"))
+    assert torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu",
+                      weights_only=False)["current_epoch"] == 4
+
+    # ranking: every unlabelled case once, ranks 1..n by ascending score, first half reliable
+    ranking = read_ranking(os.path.join(fold, RANKING_FILE))
+    n = TINY_PRESET["n_unlabelled"]
+    assert sorted(r.case for r in ranking) == [f"syn_u_{i:03d}" for i in range(n)]
+    assert [r.rank for r in ranking] == list(range(1, n + 1))
+    assert [r.score for r in ranking] == sorted(r.score for r in ranking)
+    reliable = [r.case for r in ranking if r.subset == RELIABLE]
+    assert reliable == [r.case for r in ranking[: n // 2]]
+
+    # pseudo-labels: stage 1 = reliable half (teacher), stage 2 = all cases (student)
+    for stage, cases, epoch in (("stage1", reliable, 2), ("stage2", [r.case for r in ranking], 3)):
+        manifest = json.load(open(os.path.join(fold, "pseudo_labels", stage, "manifest.json")))
+        assert sorted(manifest["cases"]) == sorted(cases)
+        assert manifest["weights_epoch"] == epoch and manifest["fold"] == "all" and manifest["configuration"] == "2d"
+    assert sorted(os.listdir(os.path.join(fold, "snapshots"))) == [
+        "weights_after_epoch_0001.pth", "weights_after_epoch_0002.pth", "weights_after_epoch_0003.pth"]
+
+    # nnU-Net's own predictor with the plugin's trainer (main decoder only)
+    images = os.path.join(ws.raw_dataset, "imagesTs")
+    predicted = str(tmp_path / "pred")
+    ws.run(["nnUNetv2_predict", "-i", images, "-o", predicted, "-d", "991", "-c", "2d", "-f", "all", "-tr", TRAINER,
+            "-device", "cpu", "--disable_tta"], "predict.log")
+    files, labels = _predicted_labels(predicted)
+    assert files == ["syn_t_000.nii.gz", "syn_t_001.nii.gz"]
+    assert labels <= {0, 1, 2, 3}
+
+    # exported plain model: predicted by nnU-Net WITHOUT the plugin's trainers on the path
+    exported = str(tmp_path / "exported")
+    export = ws.run(["nnunetv2_dualunc", "export", "-d", "991", "-c", "2d", "-tr", TRAINER, "-f", "all",
+                     "-o", exported], "export.log")
+    model_folder = export.log.strip().splitlines()[-1]
+    assert os.path.basename(model_folder) == "nnUNetTrainer__nnUNetPlans__2d"
+    stock_env = {k: v for k, v in ws.env.items() if k != "nnUNet_extTrainer"}
+    predicted_stock = str(tmp_path / "pred_stock")
+    ws.run(["nnUNetv2_predict_from_modelfolder", "-i", images, "-o", predicted_stock, "-m", model_folder, "-f", "all",
+            "-device", "cpu", "--disable_tta"], "predict_stock.log", env=stock_env)
+    for f in files:
+        plugin = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(predicted, f)))
+        stock = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(predicted_stock, f)))
+        assert (plugin == stock).mean() > 0.99  # same weights; tiles are summed in fp16 by nnU-Net
