@@ -1,5 +1,4 @@
 """Exporting a dual-decoder model folder to a plain nnU-Net model folder that stock nnU-Net predicts with."""
-import hashlib
 import os
 
 import pytest
@@ -8,6 +7,7 @@ from batchgenerators.utilities.file_and_folder_operations import join, load_json
 from dynamic_network_architectures.architectures.unet import PlainConvUNet
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
+from helpers import folder_checksums
 from nnunetv2_dualunc.export import export_plain_model
 from test_network import LAYOUT, build_dual, random_input, tiny_dataset_json, tiny_plans
 
@@ -47,26 +47,17 @@ def write_fake_results_folder(root: str, folds=(0,)) -> tuple:
     return model_folder, networks
 
 
-def folder_digest(folder: str) -> dict:
-    digest = {}
-    for dirpath, _, files in os.walk(folder):
-        for f in files:
-            with open(join(dirpath, f), 'rb') as fh:
-                digest[os.path.relpath(join(dirpath, f), folder)] = hashlib.sha256(fh.read()).hexdigest()
-    return digest
-
-
 def test_stock_predictor_loads_export_and_reproduces_main_output(tmp_path, monkeypatch):
     monkeypatch.delenv('nnUNet_extTrainer', raising=False)  # prove the stock trainer class is used
     source, networks = write_fake_results_folder(str(tmp_path / 'results'))
-    before = folder_digest(source)
+    before = folder_checksums(source)
 
     exported = export_plain_model(source, str(tmp_path / 'export'))
 
     assert exported == str(tmp_path / 'export' / 'nnUNetTrainer__nnUNetPlans__2d')
     assert sorted(os.listdir(exported)) == ['dataset.json', 'dataset_fingerprint.json', 'fold_0', 'plans.json']
     assert load_json(join(exported, 'plans.json')) == load_json(join(source, 'plans.json'))
-    assert folder_digest(source) == before  # source untouched
+    assert folder_checksums(source) == before  # source untouched
     checkpoint = torch.load(join(exported, 'fold_0', 'checkpoint_final.pth'), weights_only=False)
     assert checkpoint['trainer_name'] == 'nnUNetTrainer'
     assert checkpoint['optimizer_state'] is None

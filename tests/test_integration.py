@@ -9,6 +9,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
+from helpers import folder_checksums
 from nnunetv2_dualunc.demo import TINY_PRESET
 from nnunetv2_dualunc.method.ranking import RELIABLE, read_ranking
 from nnunetv2_dualunc.training.self_training import RANKING_FILE
@@ -28,6 +29,7 @@ def _predicted_labels(folder):
 
 def test_train_predict_export(planned_workspace, tmp_path):
     ws = planned_workspace
+    raw_before = folder_checksums(ws.raw_dataset)
     train = ws.run(["nnUNetv2_train", "991", "2d", "all", "-tr", TRAINER, "-device", "cpu"], "train_full.log")
     fold = ws.results_folder(TRAINER)
 
@@ -77,3 +79,4 @@ def test_train_predict_export(planned_workspace, tmp_path):
         plugin = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(predicted, f)))
         stock = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(predicted_stock, f)))
         assert (plugin == stock).mean() > 0.99  # same weights; tiles are summed in fp16 by nnU-Net
+    assert folder_checksums(ws.raw_dataset) == raw_before  # training, prediction and export never touch raw data

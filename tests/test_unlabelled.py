@@ -1,5 +1,4 @@
 """Unlabelled raw images: validation errors, and preprocessing with nnU-Net's own plans (tiny synthetic dataset)."""
-import hashlib
 import os
 import shutil
 import subprocess
@@ -15,6 +14,7 @@ from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
+from helpers import folder_checksums
 from nnunetv2_dualunc.data.unlabelled import (UNLABELLED_IMAGES_FOLDER, UnlabelledDataError,
                                               check_unlabelled_images_readable, find_unlabelled_cases,
                                               load_unlabelled_identifiers, preprocess_unlabelled,
@@ -62,15 +62,6 @@ def _make_raw_dataset(raw_base: str) -> str:
     save_json({"channel_names": {"0": "MR"}, "labels": {"background": 0, "a": 1, "b": 2},
                "numTraining": len(LABELLED), "file_ending": ".nii.gz"}, join(folder, "dataset.json"))
     return folder
-
-
-def _checksums(folder: str) -> dict:
-    result = {}
-    for root, _, files in os.walk(folder):
-        for f in files:
-            with open(join(root, f), "rb") as fh:
-                result[os.path.relpath(join(root, f), folder)] = hashlib.md5(fh.read()).hexdigest()
-    return result
 
 
 def _mtimes(folder: str) -> dict:
@@ -205,7 +196,7 @@ def _reference(planned, configuration, image_files, seg_file=None):
 
 @pytest.mark.parametrize("configuration, num_processes", [("2d", 1), ("3d_fullres", 2)])
 def test_preprocess_matches_nnunet_preprocessing(planned, configuration, num_processes):
-    raw_before = _checksums(planned["raw_folder"])
+    raw_before = folder_checksums(planned["raw_folder"])
     if configuration == "2d":
         preprocess_unlabelled_entry(["-d", str(DATASET_ID), "-c", configuration, "-np", str(num_processes)])
     else:
@@ -215,7 +206,7 @@ def test_preprocess_matches_nnunet_preprocessing(planned, configuration, num_pro
     folder = unlabelled_preprocessed_folder(planned["preprocessed"], data_identifier)
     assert folder == join(planned["preprocessed"], f"nnUNetPlans_{configuration}_unlabelled")
     assert load_unlabelled_identifiers(folder) == UNLABELLED
-    assert _checksums(planned["raw_folder"]) == raw_before
+    assert folder_checksums(planned["raw_folder"]) == raw_before
 
     dataset = nnUNetDatasetBlosc2(folder, load_unlabelled_identifiers(folder))
     unlabelled_images = join(planned["raw_folder"], UNLABELLED_IMAGES_FOLDER)
