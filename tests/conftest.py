@@ -13,6 +13,7 @@ from nnunetv2_dualunc.cli import trainer_path
 from nnunetv2_dualunc.demo import TINY_PRESET, dataset_name, write_synthetic_dataset
 
 TEST_DATASET_ID = 991
+TEST_DATASET_ID_3D = 992
 TEST_TRAINERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ext_trainers")
 
 
@@ -58,16 +59,26 @@ def _base_env(root: str) -> Dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
-def planned_workspace(tmp_path_factory) -> NnUNetWorkspace:
-    """Synthetic dataset (4 labelled, 6 unlabelled, 2 test cases) after `nnUNetv2_plan_and_preprocess`."""
-    root = str(tmp_path_factory.mktemp("nnunet"))
+def _planned(root: str, dataset_id: int, configuration: str, **synthetic) -> NnUNetWorkspace:
     env = _base_env(root)
-    write_synthetic_dataset(env["nnUNet_raw"], TEST_DATASET_ID, seed=0, **TINY_PRESET)
-    workspace = NnUNetWorkspace(root, env, dataset_name(TEST_DATASET_ID))
+    write_synthetic_dataset(env["nnUNet_raw"], dataset_id, seed=0, **synthetic)
+    workspace = NnUNetWorkspace(root, env, dataset_name(dataset_id))
     # nnU-Net's planner calls torch.set_num_threads(nnUNet_n_proc_DA): it must not be 0 while planning
-    workspace.run(["nnUNetv2_plan_and_preprocess", "-d", str(TEST_DATASET_ID), "-c", "2d",
+    workspace.run(["nnUNetv2_plan_and_preprocess", "-d", str(dataset_id), "-c", configuration,
                    "--verify_dataset_integrity", "-np", "1"], "plan.log", env=dict(env, nnUNet_n_proc_DA="1"))
     # training runs augmentation in-process: worker start-up would dominate these tiny runs
     workspace.env["nnUNet_n_proc_DA"] = "0"
     return workspace
+
+
+@pytest.fixture(scope="session")
+def planned_workspace(tmp_path_factory) -> NnUNetWorkspace:
+    """Synthetic dataset (4 labelled, 6 unlabelled, 2 test cases of 2x32x32) after planning the 2d configuration."""
+    return _planned(str(tmp_path_factory.mktemp("nnunet2d")), TEST_DATASET_ID, "2d", **TINY_PRESET)
+
+
+@pytest.fixture(scope="session")
+def planned_workspace_3d(tmp_path_factory) -> NnUNetWorkspace:
+    """Synthetic volumes (4 labelled, 4 unlabelled of 8x32x32) after planning the 3d_fullres configuration."""
+    return _planned(str(tmp_path_factory.mktemp("nnunet3d")), TEST_DATASET_ID_3D, "3d_fullres",
+                    n_labelled=4, n_unlabelled=4, n_test=1, shape=(8, 32, 32))

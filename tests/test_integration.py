@@ -80,3 +80,16 @@ def test_train_predict_export(planned_workspace, tmp_path):
         stock = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(predicted_stock, f)))
         assert (plugin == stock).mean() > 0.99  # same weights; tiles are summed in fp16 by nnU-Net
     assert folder_checksums(ws.raw_dataset) == raw_before  # training, prediction and export never touch raw data
+
+
+def test_3d_fullres_runs_every_phase(planned_workspace_3d):
+    ws = planned_workspace_3d
+    train = ws.run(["nnUNetv2_train", "992", "3d_fullres", "all", "-tr", TRAINER, "-device", "cpu"], "train_3d.log")
+    assert _phase_entries(train.log) == [("pretrain", "0"), ("stage1", "2"), ("stage2", "3")]
+    fold = ws.results_folder(TRAINER, "3d_fullres")
+    assert len(read_ranking(os.path.join(fold, RANKING_FILE))) == 4
+    checkpoint = torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+    # the dual network really is 3D: the auxiliary decoder's convolutions have 5-D kernels
+    aux_kernels = [v for k, v in checkpoint["network_weights"].items()
+                   if k.startswith("aux_decoder.") and k.endswith("weight") and v.ndim > 1]
+    assert aux_kernels and all(v.ndim == 5 for v in aux_kernels)
