@@ -4,6 +4,9 @@
     preprocess-unlabelled   preprocess imagesUnlabeled/ with an existing plans file (the trainer also does it)
     export                  write a plain nnU-Net model folder (main decoder only) that stock nnU-Net predicts with
     demo                    synthetic dataset -> plan -> train supervised and DualUnc -> predict -> Dice table
+    build-ssl-dataset       write a semi-supervised raw dataset (labelled / unlabelled / validation lists)
+    write-ssl-splits        write splits_final.json (fold 0: labelled -> validation) after preprocessing
+    add-cpu-configuration   add a CPU-sized configuration (inherits 2d: coarser spacing, 128 patches, 16->256)
 """
 import argparse
 import os
@@ -59,12 +62,16 @@ def main(argv: Optional[List[str]] = None) -> None:
         "preprocess-unlabelled": lambda rest: _lazy("nnunetv2_dualunc.data.unlabelled", "preprocess_unlabelled_entry")(rest),
         "export": _export_entry,
         "demo": lambda rest: _lazy("nnunetv2_dualunc.demo", "demo_entry")(rest),
+        "build-ssl-dataset": lambda rest: _lazy("nnunetv2_dualunc.data.ssl_dataset", "build_ssl_dataset_entry")(rest),
+        "write-ssl-splits": lambda rest: _lazy("nnunetv2_dualunc.data.ssl_dataset", "write_ssl_splits_entry")(rest),
+        "add-cpu-configuration": lambda rest: _lazy("nnunetv2_dualunc.cpu_configuration",
+                                                    "add_cpu_configuration_entry")(rest),
     }
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print(__doc__)
         raise SystemExit(0 if argv and argv[0] in ("-h", "--help") else 2)
     command, rest = argv[0], argv[1:]
-    if command != "trainer-path" and (hint := ext_trainer_hint()) is not None and command != "demo":
+    if command in ("preprocess-unlabelled", "export") and (hint := ext_trainer_hint()) is not None:
         print(f"NOTE: {hint}", file=sys.stderr)
     commands[command](rest)
 

@@ -55,7 +55,9 @@ def _base_env(root: str) -> Dict[str, str]:
                nnUNet_preprocessed=os.path.join(root, "nnUNet_preprocessed"),
                nnUNet_results=os.path.join(root, "nnUNet_results"),
                nnUNet_extTrainer=os.pathsep.join([trainer_path(), TEST_TRAINERS]),
-               nnUNet_compile="false", nnUNet_def_n_proc="1", PYTHONUNBUFFERED="1")
+               nnUNet_compile="false", nnUNet_def_n_proc="1", PYTHONUNBUFFERED="1",
+               # torch's busy-waiting OpenMP threads slow every step 4-8x when another process needs a core
+               OMP_WAIT_POLICY="PASSIVE")
     return env
 
 

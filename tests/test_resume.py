@@ -7,6 +7,7 @@ import signal
 
 import torch
 
+from nnunetv2_dualunc.method.ranking import rank_cases, write_ranking
 from nnunetv2_dualunc.training.self_training import RANKING_FILE
 
 TRAINER = "nnUNetTrainerDualUnc_kill"  # tests/ext_trainers: epochs 0-1 pre-train, 2 stage 1, 3 stage 2
@@ -17,6 +18,10 @@ def test_killed_anywhere_resumes_without_losing_or_repeating_work(planned_worksp
     env = dict(ws.env, DUALUNC_TEST_KILL_POINTS="1,2+,3", DUALUNC_TEST_KILL_MARKERS=str(tmp_path))
     fold = ws.results_folder(TRAINER)
     command = ["nnUNetv2_train", "991", "2d", "all", "-tr", TRAINER, "-device", "cpu"]
+
+    # leftovers of an earlier, finished run in the same fold folder: a fresh run must not reuse them
+    os.makedirs(os.path.join(fold, "pseudo_labels", "stage1"), exist_ok=True)
+    write_ranking(os.path.join(fold, RANKING_FILE), rank_cases({f"syn_u_{i:03d}": float(i) for i in range(6)}))
 
     logs = []
     first = ws.run(command, "resume_0.log", env=env, check=False)
@@ -33,6 +38,7 @@ def test_killed_anywhere_resumes_without_losing_or_repeating_work(planned_worksp
         if attempt == 1:  # killed right after stage 1 was prepared
             ranking_stat = os.stat(os.path.join(fold, RANKING_FILE))
     assert sorted(os.listdir(tmp_path)) == ["killed_at_1", "killed_at_2+", "killed_at_3"]
+    assert "fresh run: removing the previous run's" in logs[0]
 
     everything = "\n".join(logs)
     # every epoch was trained exactly once across the four processes

@@ -18,6 +18,7 @@ pseudo-labelling always read the saved weights of the epoch they belong to, neve
 that is killed and resumed computes exactly what an uninterrupted run computes.
 """
 import os
+import shutil
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -124,6 +125,8 @@ class nnUNetTrainerSelfTraining(nnUNetTrainer):
     def on_train_start(self):
         # Bad or missing unlabelled data must fail before any training time is spent.
         self._prepare_unlabelled_data()
+        if self.current_epoch == 0:
+            self._forget_previous_run()
         super().on_train_start()
         self.print_to_log_file(
             f"Self-training schedule: pre-train {self.stage_schedule.pretrain_epochs}, stage 1 "
@@ -261,6 +264,19 @@ class nnUNetTrainerSelfTraining(nnUNetTrainer):
         self.unlabelled_preprocessed_folder = preprocess_unlabelled(
             self.plans_manager.dataset_name, self.configuration_name, self.plans_manager.plans_name, workers)
         self.unlabelled_cases = load_unlabelled_identifiers(self.unlabelled_preprocessed_folder)
+
+    def _forget_previous_run(self) -> None:
+        """A run that starts from epoch 0 (no --c, or nothing to resume) must not reuse the snapshots, ranking or
+        pseudo-labels that an earlier run left in the same fold folder: they came from other weights."""
+        leftovers = [os.path.join(self.output_folder, name) for name in (RANKING_FILE, SNAPSHOT_FOLDER, "pseudo_labels")]
+        leftovers = [path for path in leftovers if os.path.exists(path)]
+        if leftovers and self.local_rank == 0:
+            self.print_to_log_file(f"fresh run: removing the previous run's {', '.join(leftovers)}")
+            for path in leftovers:
+                if os.path.isdir(path):
+                    shutil.rmtree(path)
+                else:
+                    os.remove(path)
 
     def _load_unlabelled_image(self, case: str) -> np.ndarray:
         data, _, _, _ = nnUNetDatasetBlosc2(self.unlabelled_preprocessed_folder, [case]).load_case(case)
