@@ -5,12 +5,16 @@ appearance varies between cases (contrast, bias field, noise, shape), so a model
 alone sees only a small part of the appearance distribution that the unlabelled cases cover.
 """
 import argparse
+import contextlib
+import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -44,92 +48,103 @@ def _case_identifiers(prefix: str, n: int) -> List[str]:
     return [f"{prefix}_{i:03d}" for i in range(n)]
 
 
-def _modulated_ellipse_distance(yy: np.ndarray, xx: np.ndarray, center: Tuple[float, float],
-                                semi_axes: Tuple[float, float], angle: float,
-                                wobble: Tuple[float, int, float]) -> np.ndarray:
-    """Normalised distance to a rotated ellipse whose radius is modulated by a low-order sinusoid (<= 1 inside).
+def _ellipse_distance(yy: np.ndarray, xx: np.ndarray, center: Tuple[float, float],
+                      semi_axes: Tuple[float, float], angle: float,
+                      wobble: Tuple[float, int, float] = (0.0, 0, 0.0)) -> np.ndarray:
+    """Normalised distance to a rotated ellipse (<= 1 inside), whose radius may be modulated by a sinusoid.
 
     The wobble (amplitude, frequency, phase) makes the organ shape vary beyond a plain ellipse."""
     dy, dx = yy - center[0], xx - center[1]
-    u = np.cos(angle) * dx + np.sin(angle) * dy
-    v = -np.sin(angle) * dx + np.cos(angle) * dy
-    un, vn = u / semi_axes[1], v / semi_axes[0]
+    u = (np.cos(angle) * dx + np.sin(angle) * dy) / semi_axes[1]
+    v = (-np.sin(angle) * dx + np.cos(angle) * dy) / semi_axes[0]
     amplitude, frequency, phase = wobble
-    radius = 1.0 + amplitude * np.sin(frequency * np.arctan2(vn, un) + phase)
-    return np.sqrt(un ** 2 + vn ** 2) / radius
+    radius = 1.0 + amplitude * np.sin(frequency * np.arctan2(v, u) + phase)
+    return np.sqrt(u ** 2 + v ** 2) / radius
 
 
-def _sample_geometry(rng: np.random.Generator, in_plane: Tuple[int, int]) -> dict:
-    """Organ (wobbly ellipse), wall (ring around it) and a separate round lesion, in pixel units of the mid slice."""
-    side = min(in_plane)
-    for _ in range(200):
-        semi_axes = (rng.uniform(0.12, 0.22) * side, rng.uniform(0.12, 0.22) * side)
-        wall = max(1.6, rng.uniform(0.04, 0.07) * side)
-        extent = (max(semi_axes) + wall) * 1.12
-        low_y, high_y = extent + 1, in_plane[0] - extent - 1
-        low_x, high_x = extent + 1, in_plane[1] - extent - 1
-        if low_y >= high_y or low_x >= high_x:
-            continue
-        geometry = dict(
-            center=(rng.uniform(low_y, high_y), rng.uniform(low_x, high_x)),
-            semi_axes=semi_axes,
-            angle=rng.uniform(0, np.pi),
-            wobble=(rng.uniform(0.0, 0.12), int(rng.integers(2, 5)), rng.uniform(0, 2 * np.pi)),
-            wall=wall,
-            lesion_radius=max(1.5, rng.uniform(0.05, 0.09) * side),
-        )
-        lesion_center = _place_lesion(rng, in_plane, geometry)
-        if lesion_center is not None:
-            geometry["lesion_center"] = lesion_center
-            return geometry
-    raise RuntimeError(f"Could not place the synthetic structures in an image of in-plane size {in_plane}; "
-                       f"use an in-plane shape of at least 32 x 32.")
+class _SliceGeometry:
+    """Random geometry of one case, drawn once and rendered on every slice with a per-slice scale.
+
+    Structures: an organ (wobbly ellipse), a wall (ring of roughly constant thickness around it), a small round
+    lesion elsewhere, and an unlabelled elongated distractor (a vessel-like bright stripe) nearly as bright as the
+    lesion, so that shape more than brightness identifies the lesion."""
+
+    def __init__(self, rng: np.random.Generator, in_plane: Tuple[int, int]):
+        self.in_plane = in_plane
+        self.yy, self.xx = np.mgrid[0:in_plane[0], 0:in_plane[1]].astype(np.float64)
+        side = min(in_plane)
+        self.lesion_center: Optional[Tuple[float, float]] = None
+        self.distractor_center: Optional[Tuple[float, float]] = None
+        for _ in range(200):
+            self.semi_axes = (rng.uniform(0.12, 0.22) * side, rng.uniform(0.12, 0.22) * side)
+            self.wall = max(1.6, rng.uniform(0.04, 0.07) * side)
+            self.angle = rng.uniform(0, np.pi)
+            self.wobble = (rng.uniform(0.0, 0.12), int(rng.integers(2, 5)), rng.uniform(0, 2 * np.pi))
+            extent = (max(self.semi_axes) + self.wall) * 1.12 + 1
+            if 2 * extent >= side:
+                continue
+            self.center = (rng.uniform(extent, in_plane[0] - extent), rng.uniform(extent, in_plane[1] - extent))
+            self.lesion_radius = max(1.5, rng.uniform(0.05, 0.09) * side)
+            self.lesion_center = None
+            occupied = self.masks(1.0)[1]
+            self.lesion_center = self._free_position(rng, occupied, (self.lesion_radius,) * 2, 0.0)
+            if self.lesion_center is None:
+                continue
+            self.distractor_axes = (self.lesion_radius * rng.uniform(0.6, 0.9),
+                                    self.lesion_radius * rng.uniform(2.2, 3.5))
+            self.distractor_angle = rng.uniform(0, np.pi)
+            occupied = occupied | self.masks(1.0)[2]
+            # the distractor is optional: small images may have no room left for it
+            self.distractor_center = self._free_position(rng, occupied, self.distractor_axes,
+                                                         self.distractor_angle)
+            return
+        raise RuntimeError(f"Could not place the synthetic structures in an image of in-plane size {in_plane}; "
+                           f"use an in-plane shape of at least 32 x 32.")
+
+    def _free_position(self, rng: np.random.Generator, occupied: np.ndarray, axes: Tuple[float, float],
+                       angle: float, gap: float = 2.0) -> Optional[Tuple[float, float]]:
+        """A centre for an ellipse that, grown by `gap` pixels, stays off the image border and off `occupied`."""
+        grown = (axes[0] + gap, axes[1] + gap)
+        for _ in range(100):
+            center = (rng.uniform(0, self.in_plane[0]), rng.uniform(0, self.in_plane[1]))
+            near = _ellipse_distance(self.yy, self.xx, center, grown, angle) <= 1.0
+            touches_border = near[0].any() or near[-1].any() or near[:, 0].any() or near[:, -1].any()
+            if not touches_border and not np.any(near & occupied):
+                return center
+        return None
+
+    def masks(self, scale: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Boolean masks (organ, organ+wall, lesion, distractor) of a slice whose structures are shrunk by scale."""
+        semi = (self.semi_axes[0] * scale, self.semi_axes[1] * scale)
+        organ = _ellipse_distance(self.yy, self.xx, self.center, semi, self.angle, self.wobble) <= 1.0
+        outer_axes = (semi[0] + self.wall, semi[1] + self.wall)
+        organ_and_wall = organ | (_ellipse_distance(self.yy, self.xx, self.center, outer_axes, self.angle,
+                                                    self.wobble) <= 1.0)
+        nothing = np.zeros_like(organ)
+        lesion, distractor = nothing, nothing
+        if self.lesion_center is not None:
+            radius = self.lesion_radius * (0.6 + 0.4 * scale)
+            lesion = (self.yy - self.lesion_center[0]) ** 2 + (self.xx - self.lesion_center[1]) ** 2 <= radius ** 2
+        if self.distractor_center is not None:
+            distractor = _ellipse_distance(self.yy, self.xx, self.distractor_center, self.distractor_axes,
+                                           self.distractor_angle) <= 1.0
+        return organ, organ_and_wall, lesion, distractor
 
 
-def _place_lesion(rng: np.random.Generator, in_plane: Tuple[int, int], geometry: dict) -> Optional[tuple]:
-    """Pick a lesion centre whose disc stays inside the image and at least 2 pixels away from the wall."""
-    yy, xx = np.mgrid[0:in_plane[0], 0:in_plane[1]].astype(np.float64)
-    outer = _structure_masks(yy, xx, geometry, scale=1.0, lesion_center=None)[1] > 0
-    gap = 2.0
-    radius = geometry["lesion_radius"]
-    for _ in range(100):
-        cy = rng.uniform(radius + 1, in_plane[0] - radius - 1)
-        cx = rng.uniform(radius + 1, in_plane[1] - radius - 1)
-        near = (yy - cy) ** 2 + (xx - cx) ** 2 <= (radius + gap) ** 2
-        if not np.any(near & outer):
-            return cy, cx
-    return None
-
-
-def _structure_masks(yy: np.ndarray, xx: np.ndarray, geometry: dict, scale: float,
-                     lesion_center: Optional[tuple]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Boolean masks (organ, organ+wall, lesion) for one slice; `scale` shrinks the structures off the mid slice."""
-    semi = tuple(s * scale for s in geometry["semi_axes"])
-    wall = geometry["wall"]
-    args = (geometry["center"], geometry["angle"], geometry["wobble"])
-    inner = _modulated_ellipse_distance(yy, xx, args[0], semi, args[1], args[2]) <= 1.0
-    outer = _modulated_ellipse_distance(yy, xx, args[0], (semi[0] + wall, semi[1] + wall), args[1], args[2]) <= 1.0
-    if lesion_center is None:
-        lesion = np.zeros_like(inner)
-    else:
-        radius = geometry["lesion_radius"] * (0.6 + 0.4 * scale)
-        lesion = (yy - lesion_center[0]) ** 2 + (xx - lesion_center[1]) ** 2 <= radius ** 2
-    return inner, outer | inner, lesion
-
-
-def _label_volume(rng: np.random.Generator, shape: Tuple[int, int, int]) -> np.ndarray:
-    geometry = _sample_geometry(rng, shape[1:])
-    yy, xx = np.mgrid[0:shape[1], 0:shape[2]].astype(np.float64)
+def _draw_case(rng: np.random.Generator, shape: Tuple[int, int, int]) -> Tuple[np.ndarray, np.ndarray]:
+    """Segmentation (uint8, values of LABELS) and the unlabelled distractor mask of one case."""
+    geometry = _SliceGeometry(rng, shape[1:])
     seg = np.zeros(shape, dtype=np.uint8)
+    distractor = np.zeros(shape, dtype=bool)
     mid = (shape[0] - 1) / 2
     for z in range(shape[0]):
-        # structures taper towards the outer slices, like an organ cut at its apex and base
+        # structures taper towards the outer slices, like an organ cut near its apex and base
         scale = 1.0 - 0.25 * (abs(z - mid) / max(mid, 1.0)) ** 2
-        organ, organ_and_wall, lesion = _structure_masks(yy, xx, geometry, scale, geometry["lesion_center"])
+        organ, organ_and_wall, lesion, distractor[z] = geometry.masks(scale)
         seg[z][organ_and_wall] = LABELS["wall"]
         seg[z][organ] = LABELS["organ"]
         seg[z][lesion] = LABELS["lesion"]
-    return seg
+    return seg, distractor
 
 
 def _smooth_bias_field(rng: np.random.Generator, shape: Tuple[int, int, int], strength: float) -> np.ndarray:
@@ -141,16 +156,23 @@ def _smooth_bias_field(rng: np.random.Generator, shape: Tuple[int, int, int], st
     return np.broadcast_to(field, shape)
 
 
-def _render_image(rng: np.random.Generator, seg: np.ndarray) -> np.ndarray:
-    """MRI-like intensities: case-specific tissue contrast, blur, background texture, bias field, noise, gain."""
-    # tissue means per label: the wall and the lesion look alike on purpose, only shape and context separate them
-    means = np.array([0.2, 0.55, 0.85, 0.8]) + rng.uniform(-0.1, 0.1, size=4)
-    clean = means[seg].astype(np.float64)
+def _render_image(rng: np.random.Generator, seg: np.ndarray, distractor: np.ndarray) -> np.ndarray:
+    """MRI-like intensities: case-specific tissue contrast, blur, background texture, bias field, noise, gain.
+
+    The contrasts vary widely between cases (the organ can be barely darker than its wall), so a handful of
+    labelled cases covers only part of the appearance range that the unlabelled cases span."""
+    background = rng.uniform(0.05, 0.35)
+    wall = rng.uniform(0.7, 1.0)
+    organ = rng.uniform(background + 0.15, wall - 0.1)
+    lesion = wall + rng.uniform(-0.15, 0.1)
+    means = np.array([background, organ, wall, lesion])
+    clean = means[seg]
+    clean[distractor] = lesion - rng.uniform(0.05, 0.2)  # mostly a little darker than the lesion
     clean = gaussian_filter(clean, sigma=(0, 0.7, 0.7))
     texture = gaussian_filter(rng.normal(size=seg.shape), sigma=(0, 3, 3))
     clean += rng.uniform(0.0, 0.6) * texture * (seg == 0)
-    image = clean * _smooth_bias_field(rng, seg.shape, strength=rng.uniform(0.0, 0.35))
-    image += rng.normal(scale=rng.uniform(0.03, 0.12), size=seg.shape)
+    image = clean * _smooth_bias_field(rng, seg.shape, strength=rng.uniform(0.0, 0.4))
+    image += rng.normal(scale=rng.uniform(0.03, 0.15), size=seg.shape)
     gain, offset = rng.uniform(300.0, 1500.0), rng.uniform(-100.0, 300.0)
     return (image * gain + offset).astype(np.float32)
 
@@ -159,8 +181,8 @@ def synthetic_case(seed: int, split: str, index: int,
                    shape: Tuple[int, int, int]) -> Tuple[np.ndarray, np.ndarray]:
     """One (image, segmentation) pair as (z, y, x) arrays; a pure function of (seed, split, index, shape)."""
     rng = np.random.default_rng([seed, _SPLIT_STREAM[split], index])
-    seg = _label_volume(rng, tuple(shape))
-    return _render_image(rng, seg), seg
+    seg, distractor = _draw_case(rng, tuple(shape))
+    return _render_image(rng, seg, distractor), seg
 
 
 def _write_nifti(array: np.ndarray, filename: str) -> None:
@@ -217,3 +239,294 @@ def write_synthetic_dataset(raw_root: str, dataset_id: int = DATASET_ID,
     with open(os.path.join(folder, "dataset.json"), "w") as f:
         json.dump(dataset_json, f, indent=4)
     return folder
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The demo pipeline: real nnU-Net commands as subprocesses, then a Dice table.
+# ----------------------------------------------------------------------------------------------------------------
+DEMO_METHODS = ("nnUNetTrainer_demo", "nnUNetTrainerDualUnc_demo")
+CONFIGURATION = "2d"
+PLANS_IDENTIFIER = "nnUNetPlans"
+FOLD = "all"
+# Lines of nnU-Net's console output worth showing live; the full output goes to output_dir/logs.
+_PROGRESS_PATTERN = re.compile(r"Epoch \d+$|train_loss|Pseudo dice|Epoch time|Mean Validation Dice|Training done"
+                               r"|unsupervised loss|[Pp]hase|[Ss]tage|[Rr]anking|[Pp]seudo-?label"
+                               r"|Preprocessing dataset|Plans were saved|^Predicting |Segmentation export complete"
+                               r"|WARNING|Error|Traceback")
+_PROGRESS_BAR = re.compile(r"\d+%\|")  # tqdm redraws: one "line" per refresh, too many to show
+_LOG_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d+: ")
+
+
+class _Clock:
+    """Prints stage headers and progress lines with the time elapsed since the demo started."""
+
+    def __init__(self):
+        self.start = time.time()
+
+    def elapsed(self) -> float:
+        return time.time() - self.start
+
+    def say(self, message: str) -> None:
+        minutes, seconds = divmod(int(self.elapsed()), 60)
+        print(f"[demo {minutes:02d}:{seconds:02d}] {message}", flush=True)
+
+    def header(self, title: str) -> None:
+        self.say(f"===== {title} =====")
+
+
+def _console_script(name: str) -> str:
+    """An nnU-Net console script of the running interpreter's environment, else the first one on PATH."""
+    candidate = os.path.join(os.path.dirname(sys.executable), name)
+    if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+        return candidate
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"Cannot find the nnU-Net command '{name}' next to {sys.executable} or on PATH; "
+                                f"install nnunetv2 into this environment (pip install nnunetv2).")
+    return found
+
+
+def external_trainer_folder() -> str:
+    """Folder of thin trainer modules for nnUNet_extTrainer: the installed package, else the source checkout."""
+    try:
+        from nnunetv2_dualunc.cli import trainer_path
+        return trainer_path()
+    except ImportError:
+        checkout = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "trainers")
+        if os.path.isfile(os.path.join(checkout, "demo_trainers.py")):
+            return checkout
+    raise RuntimeError("Cannot locate the trainer folder for nnUNet_extTrainer: install this plugin with "
+                       "'pip install -e .' (it provides the package nnunetv2_dualunc_trainers).")
+
+
+def nnunet_environment(output_dir: str, num_processes: int = 2) -> Dict[str, str]:
+    """Environment for nnU-Net subprocesses: demo-local data folders, external trainers, CPU-friendly settings."""
+    env = dict(os.environ)
+    env.update({
+        "nnUNet_raw": os.path.join(output_dir, "nnUNet_raw"),
+        "nnUNet_preprocessed": os.path.join(output_dir, "nnUNet_preprocessed"),
+        "nnUNet_results": os.path.join(output_dir, "nnUNet_results"),
+        "nnUNet_compile": "false",
+        # default pool size of nnU-Net's helpers (validation export etc.); its default of 8 thrashes 2 cores
+        "nnUNet_def_n_proc": str(num_processes),
+        "PYTHONUNBUFFERED": "1",
+    })
+    folders = [external_trainer_folder()] + [p for p in env.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
+    env["nnUNet_extTrainer"] = os.pathsep.join(dict.fromkeys(folders))
+    # subprocesses must import this package even when it runs from a source checkout without installation
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([package_parent] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
+                                                             if p])
+    return env
+
+
+def _run_logged(command: List[str], env: Dict[str, str], log_file: str, clock: _Clock, verbose: bool) -> None:
+    """Run a command, show its progress lines (all lines if verbose), keep its full output in log_file."""
+    clock.say("$ " + " ".join(os.path.basename(c) if i == 0 else c for i, c in enumerate(command)))
+    recent = []
+    with open(log_file, "a") as log, subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                                      stderr=subprocess.STDOUT, text=True, bufsize=1) as process:
+        for line in process.stdout:
+            log.write(line)
+            line = line.rstrip().split("\r")[-1]
+            recent = (recent + [line])[-40:]
+            shown = _LOG_TIMESTAMP.sub("", line).strip()
+            # the plans dicts nnU-Net prints contain words like 'stage': progress lines never start with '{'
+            if shown and (verbose or (_PROGRESS_PATTERN.search(shown) and not shown.startswith("{")
+                                      and not _PROGRESS_BAR.search(shown))):
+                clock.say("  " + shown[:200])
+    if process.returncode != 0:
+        print("\n".join(recent), flush=True)
+        raise RuntimeError(f"Command failed with exit code {process.returncode}: {' '.join(command)}\n"
+                           f"Full output: {log_file}")
+
+
+def _trainer_output_folder(results_dir: str, method: str, dataset_id: int) -> str:
+    return os.path.join(results_dir, dataset_name(dataset_id),
+                        f"{method}__{PLANS_IDENTIFIER}__{CONFIGURATION}", f"fold_{FOLD}")
+
+
+def _check_trainers_exist(methods: Sequence[str], env: Dict[str, str]) -> None:
+    """Fail before any long step if nnU-Net cannot find one of the requested trainer classes."""
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+    previous = os.environ.get("nnUNet_extTrainer")
+    os.environ["nnUNet_extTrainer"] = env["nnUNet_extTrainer"]
+    try:
+        for method in methods:
+            try:
+                # the search narrates every module it inspects, and importing trainers warns about torch.jit
+                with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    recursive_find_trainer_class_by_name(method)
+            except RuntimeError as error:
+                raise RuntimeError(f"nnU-Net cannot find the trainer '{method}' (searched nnunetv2 and "
+                                   f"{env['nnUNet_extTrainer']}); pass existing trainer names with "
+                                   f"--methods.") from error
+    finally:
+        if previous is None:
+            del os.environ["nnUNet_extTrainer"]
+        else:
+            os.environ["nnUNet_extTrainer"] = previous
+
+
+def _record_demo_config(output_dir: str, config: dict) -> None:
+    """Refuse to resume a demo folder that was made with another seed or dataset size (stale results)."""
+    filename = os.path.join(output_dir, "demo_config.json")
+    if os.path.isfile(filename):
+        with open(filename) as f:
+            previous = json.load(f)
+        if previous != config:
+            raise ValueError(f"{output_dir} holds a demo run with settings {previous}, not {config}; choose another "
+                             f"--output-dir or delete that folder.")
+        return
+    with open(filename, "w") as f:
+        json.dump(config, f, indent=4)
+
+
+def _preprocessing_done(preprocessed_dir: str, dataset_id: int, n_labelled: int) -> bool:
+    folder = os.path.join(preprocessed_dir, dataset_name(dataset_id))
+    data_folder = os.path.join(folder, f"{PLANS_IDENTIFIER}_{CONFIGURATION}")
+    if not (os.path.isfile(os.path.join(folder, PLANS_IDENTIFIER + ".json")) and os.path.isdir(data_folder)):
+        return False
+    return len([f for f in os.listdir(data_folder) if f.endswith(".pkl")]) == n_labelled
+
+
+def _predictions_done(prediction_dir: str, test_images_dir: str, checkpoint: str) -> bool:
+    """All test cases predicted after the checkpoint was written."""
+    expected = [f.replace(CHANNEL_SUFFIX + FILE_ENDING, FILE_ENDING) for f in os.listdir(test_images_dir)]
+    files = [os.path.join(prediction_dir, f) for f in expected]
+    return all(os.path.isfile(f) and os.path.getmtime(f) > os.path.getmtime(checkpoint) for f in files)
+
+
+def format_dice_table(results: Dict[str, dict], labels: Dict[str, int] = None) -> str:
+    """Markdown table: one row per method, one column per foreground class plus the mean."""
+    labels = labels or {name: value for name, value in LABELS.items() if value != 0}
+    header = "| method | " + " | ".join(f"{name} ({value})" for name, value in labels.items()) + " | mean |"
+    lines = [header, "|" + "---|" * (len(labels) + 2)]
+    for method, result in results.items():
+        scores = [f"{result['mean_per_class'][value]:.4f}" for value in labels.values()]
+        lines.append(f"| {method} | " + " | ".join(scores) + f" | {result['mean']:.4f} |")
+    return "\n".join(lines)
+
+
+def run_demo(output_dir: str, seed: int = 0, methods: Sequence[str] = DEMO_METHODS,
+             dataset_preset: Optional[dict] = None, dataset_id: int = DATASET_ID, num_processes: int = 2,
+             verbose: bool = False) -> dict:
+    """Write the synthetic dataset, plan + preprocess, train and predict each method with nnU-Net, score Dice.
+
+    Re-running on the same output_dir resumes: finished steps are skipped, interrupted training continues
+    from its latest checkpoint. Writes dice_results.json and dice_table.md into output_dir and returns
+    {"dice": {method: dice_per_class result}, "timings_s": {step: seconds}}."""
+    from nnunetv2_dualunc.evaluation.dice import dice_per_class
+
+    clock = _Clock()
+    output_dir = os.path.abspath(output_dir)
+    preset = dict(DEMO_PRESET if dataset_preset is None else dataset_preset)
+    methods = list(methods)
+    os.makedirs(os.path.join(output_dir, "logs"), exist_ok=True)
+    _record_demo_config(output_dir, {"seed": seed, "dataset_id": dataset_id,
+                                     **{k: list(v) if isinstance(v, tuple) else v for k, v in preset.items()}})
+    env = nnunet_environment(output_dir, num_processes)
+    for key in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        os.makedirs(env[key], exist_ok=True)
+    timings = {}
+
+    def finish(step: str, started: float) -> None:
+        timings[step] = round(time.time() - started, 1)
+        clock.say(f"{step} took {timings[step]:.0f} s")
+
+    clock.header(f"Checking trainers {', '.join(methods)}")
+    _check_trainers_exist(methods, env)
+
+    started = time.time()
+    raw_folder = os.path.join(env["nnUNet_raw"], dataset_name(dataset_id))
+    clock.header(f"Synthetic dataset {dataset_name(dataset_id)} (seed {seed}, {preset})")
+    if os.path.isfile(os.path.join(raw_folder, "dataset.json")):
+        clock.say("already written")
+    else:
+        write_synthetic_dataset(env["nnUNet_raw"], dataset_id, seed=seed, **preset)
+    finish("dataset", started)
+
+    started = time.time()
+    clock.header("nnU-Net planning and preprocessing")
+    if _preprocessing_done(env["nnUNet_preprocessed"], dataset_id, preset["n_labelled"]):
+        clock.say("already done")
+    else:
+        # nnU-Net's planner calls torch.set_num_threads(nnUNet_n_proc_DA): 0 would crash it
+        plan_env = dict(env, nnUNet_n_proc_DA=str(max(1, num_processes)))
+        _run_logged([_console_script("nnUNetv2_plan_and_preprocess"), "-d", str(dataset_id), "-c", CONFIGURATION,
+                     "--verify_dataset_integrity", "-npfp", str(num_processes), "-np", str(num_processes)],
+                    plan_env, os.path.join(output_dir, "logs", "plan_and_preprocess.log"), clock, verbose)
+    finish("plan_and_preprocess", started)
+
+    # data augmentation in the training process itself: worker processes cost more than they save on 2 cores
+    train_env = dict(env, nnUNet_n_proc_DA="0")
+    results = {}
+    for method in methods:
+        trainer_folder = _trainer_output_folder(env["nnUNet_results"], method, dataset_id)
+        checkpoint = os.path.join(trainer_folder, "checkpoint_final.pth")
+        started = time.time()
+        clock.header(f"Training {method} ({CONFIGURATION}, fold {FOLD}, CPU)")
+        if os.path.isfile(checkpoint):
+            clock.say("already trained (checkpoint_final.pth exists)")
+        else:
+            command = [_console_script("nnUNetv2_train"), str(dataset_id), CONFIGURATION, FOLD, "-tr", method,
+                       "-device", "cpu"]
+            if any(os.path.isfile(os.path.join(trainer_folder, f"checkpoint_{kind}.pth"))
+                   for kind in ("latest", "best")):
+                clock.say("found an interrupted training: continuing it (--c)")
+                command.append("--c")
+            _run_logged(command, train_env, os.path.join(output_dir, "logs", f"train_{method}.log"), clock,
+                        verbose)
+        finish(f"train_{method}", started)
+
+        started = time.time()
+        clock.header(f"Predicting the test images with {method}")
+        prediction_dir = os.path.join(output_dir, "predictions", method)
+        test_images = os.path.join(raw_folder, TEST_IMAGES_FOLDER)
+        if os.path.isdir(prediction_dir) and _predictions_done(prediction_dir, test_images, checkpoint):
+            clock.say("already predicted")
+        else:
+            _run_logged([_console_script("nnUNetv2_predict"), "-i", test_images, "-o", prediction_dir,
+                         "-d", str(dataset_id), "-c", CONFIGURATION, "-f", FOLD, "-tr", method, "-device", "cpu",
+                         "--disable_tta", "-npp", "1", "-nps", "1", "--disable_progress_bar"],
+                        env, os.path.join(output_dir, "logs", f"predict_{method}.log"), clock, verbose)
+        finish(f"predict_{method}", started)
+        results[method] = dice_per_class(prediction_dir, os.path.join(raw_folder, TEST_LABELS_FOLDER),
+                                         [v for v in LABELS.values() if v != 0], FILE_ENDING)
+
+    clock.header("Dice on the held-out test cases")
+    table = format_dice_table(results)
+    print(table, flush=True)
+    timings["total"] = round(clock.elapsed(), 1)
+    summary = {"dataset": dataset_name(dataset_id), "seed": seed, "preset": preset, "labels": LABELS,
+               "dice": results, "timings_s": timings}
+    with open(os.path.join(output_dir, "dice_results.json"), "w") as f:
+        json.dump(summary, f, indent=2, default=list)
+    with open(os.path.join(output_dir, "dice_table.md"), "w") as f:
+        f.write(f"# Dice on {dataset_name(dataset_id)} (seed {seed}, {preset['n_labelled']} labelled, "
+                f"{preset['n_unlabelled']} unlabelled, {preset['n_test']} test cases)\n\n{table}\n")
+    clock.say(f"Done in {timings['total']:.0f} s. Results: {output_dir}/dice_table.md, dice_results.json")
+    return {"dice": results, "timings_s": timings}
+
+
+def demo_entry(argv: Optional[Sequence[str]] = None) -> int:
+    """Command line: nnunetv2_dualunc demo [--output-dir DIR] [--seed N] [--methods ...] [--verbose]."""
+    parser = argparse.ArgumentParser(
+        prog="nnunetv2_dualunc demo",
+        description="Train a supervised nnU-Net and the DualUnc self-training nnU-Net on a small synthetic "
+                    "semi-supervised dataset (CPU, a few minutes) and compare their Dice on held-out cases.")
+    parser.add_argument("--output-dir", default="./dualunc_demo",
+                        help="Folder for the nnU-Net data, models, predictions and the Dice table; re-running "
+                             "on the same folder resumes. Default: ./dualunc_demo")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the synthetic dataset. Default: 0")
+    parser.add_argument("--methods", nargs="+", default=list(DEMO_METHODS),
+                        help=f"nnU-Net trainer classes to compare. Default: {' '.join(DEMO_METHODS)}")
+    parser.add_argument("--verbose", action="store_true", help="Show all nnU-Net output, not only progress lines.")
+    args = parser.parse_args(argv)
+    run_demo(args.output_dir, seed=args.seed, methods=args.methods, verbose=args.verbose)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(demo_entry())

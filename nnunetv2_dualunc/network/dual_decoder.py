@@ -31,9 +31,9 @@ class InterpolationUpsample(nn.Module):
     """Resize to the skip's spatial shape by linear interpolation, then a 1x1 convolution to the skip's channels.
 
     Counterpart of the main decoder's transposed convolution: like it, a purely linear map (no norm, no nonlin),
-    and with a 1x1 kernel about as cheap (a 3x3 kernel at the upsampled resolution made the dual network ~5 % slower per
-    training step: 2d_cpu ACDC plans, batch 16, 2-core CPU). Resizing to the skip's shape rather than by a scale factor keeps it
-    exact for any stride.
+    and with a 1x1 kernel about as cheap (a 3x3 kernel at the upsampled resolution made the dual network ~5 %
+    slower per training step: 2d_cpu ACDC plans, batch 16, 2-core CPU). Resizing to the skip's shape rather than
+    by a scale factor keeps it exact for any stride.
     """
 
     def __init__(self, conv_op, input_channels: int, output_channels: int, kernel_size, conv_bias: bool):

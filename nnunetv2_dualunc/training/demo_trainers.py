@@ -7,7 +7,7 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 DEMO_EPOCHS = 10
-DEMO_ITERATIONS_PER_EPOCH = 20
+DEMO_ITERATIONS_PER_EPOCH = 50
 DEMO_VAL_ITERATIONS = 2
 # checkpoint_latest every few epochs so that an interrupted demo resumes with `nnUNetv2_train ... --c`
 DEMO_SAVE_EVERY = 5
