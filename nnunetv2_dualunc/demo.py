@@ -225,7 +225,8 @@ def write_synthetic_dataset(raw_root: str, dataset_id: int = DATASET_ID,
     dataset_json = {
         "name": dataset_name(dataset_id),
         "description": "Synthetic semi-supervised segmentation task: organ, surrounding wall and a separate "
-                       "lesion with case-specific contrast, bias field and noise.",
+                       "lesion (plus an unlabelled lesion-like distractor) with case-specific contrast, bias "
+                       "field and noise.",
         "channel_names": {"0": "MRI"},
         "labels": dict(LABELS),
         "numTraining": n_labelled,
@@ -255,6 +256,8 @@ _PROGRESS_PATTERN = re.compile(r"Epoch \d+$|train_loss|Pseudo dice|Epoch time|Me
                                r"|WARNING|Error|Traceback")
 _PROGRESS_BAR = re.compile(r"\d+%\|")  # tqdm redraws: one "line" per refresh, too many to show
 _LOG_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d+: ")
+# the folder holding the nnunetv2_dualunc package (a source checkout or site-packages)
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class _Clock:
@@ -292,7 +295,7 @@ def external_trainer_folder() -> str:
         from nnunetv2_dualunc.cli import trainer_path
         return trainer_path()
     except ImportError:
-        checkout = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "trainers")
+        checkout = os.path.join(_PACKAGE_PARENT, "trainers")
         if os.path.isfile(os.path.join(checkout, "demo_trainers.py")):
             return checkout
     raise RuntimeError("Cannot locate the trainer folder for nnUNet_extTrainer: install this plugin with "
@@ -310,13 +313,14 @@ def nnunet_environment(output_dir: str, num_processes: int = 2) -> Dict[str, str
         # default pool size of nnU-Net's helpers (validation export etc.); its default of 8 thrashes 2 cores
         "nnUNet_def_n_proc": str(num_processes),
         "PYTHONUNBUFFERED": "1",
+        # torch's spinning OpenMP threads slow every step several-fold when another process needs a core
+        "OMP_WAIT_POLICY": env.get("OMP_WAIT_POLICY", "PASSIVE"),
     })
     folders = [external_trainer_folder()] + [p for p in env.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
     env["nnUNet_extTrainer"] = os.pathsep.join(dict.fromkeys(folders))
     # subprocesses must import this package even when it runs from a source checkout without installation
-    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = os.pathsep.join([package_parent] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
-                                                             if p])
+    python_path = [_PACKAGE_PARENT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(python_path))
     return env
 
 
@@ -398,7 +402,7 @@ def _predictions_done(prediction_dir: str, test_images_dir: str, checkpoint: str
     return all(os.path.isfile(f) and os.path.getmtime(f) > os.path.getmtime(checkpoint) for f in files)
 
 
-def format_dice_table(results: Dict[str, dict], labels: Dict[str, int] = None) -> str:
+def format_dice_table(results: Dict[str, dict], labels: Optional[Dict[str, int]] = None) -> str:
     """Markdown table: one row per method, one column per foreground class plus the mean."""
     labels = labels or {name: value for name, value in LABELS.items() if value != 0}
     header = "| method | " + " | ".join(f"{name} ({value})" for name, value in labels.items()) + " | mean |"
@@ -423,10 +427,12 @@ def run_demo(output_dir: str, seed: int = 0, methods: Sequence[str] = DEMO_METHO
     output_dir = os.path.abspath(output_dir)
     preset = dict(DEMO_PRESET if dataset_preset is None else dataset_preset)
     methods = list(methods)
+    env = nnunet_environment(output_dir, num_processes)
+    clock.header(f"Checking trainers {', '.join(methods)}")
+    _check_trainers_exist(methods, env)
     os.makedirs(os.path.join(output_dir, "logs"), exist_ok=True)
     _record_demo_config(output_dir, {"seed": seed, "dataset_id": dataset_id,
                                      **{k: list(v) if isinstance(v, tuple) else v for k, v in preset.items()}})
-    env = nnunet_environment(output_dir, num_processes)
     for key in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         os.makedirs(env[key], exist_ok=True)
     timings = {}
@@ -434,9 +440,6 @@ def run_demo(output_dir: str, seed: int = 0, methods: Sequence[str] = DEMO_METHO
     def finish(step: str, started: float) -> None:
         timings[step] = round(time.time() - started, 1)
         clock.say(f"{step} took {timings[step]:.0f} s")
-
-    clock.header(f"Checking trainers {', '.join(methods)}")
-    _check_trainers_exist(methods, env)
 
     started = time.time()
     raw_folder = os.path.join(env["nnUNet_raw"], dataset_name(dataset_id))

@@ -1,0 +1,228 @@
+"""Synthetic semi-supervised dataset writer, the small Dice evaluation and the demo's cheap plumbing (no training)."""
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from nnunetv2_dualunc import demo
+from nnunetv2_dualunc.demo import (DEMO_PRESET, LABELS, TINY_PRESET, dataset_name, format_dice_table,
+                                   synthetic_case, write_synthetic_dataset)
+from nnunetv2_dualunc.evaluation.dice import dice_per_class, dice_score
+
+FOREGROUND = [v for v in LABELS.values() if v != 0]
+
+
+def _read(filename: str) -> np.ndarray:
+    return sitk.GetArrayFromImage(sitk.ReadImage(filename))
+
+
+def _files(folder: str) -> list:
+    return sorted(os.listdir(folder))
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory) -> str:
+    return write_synthetic_dataset(str(tmp_path_factory.mktemp("raw")), 990, seed=0, **TINY_PRESET)
+
+
+def test_dataset_json_describes_the_labelled_cases(tiny_dataset):
+    assert os.path.basename(tiny_dataset) == dataset_name(990) == "Dataset990_SyntheticSSL"
+    with open(os.path.join(tiny_dataset, "dataset.json")) as f:
+        dataset_json = json.load(f)
+    assert dataset_json["channel_names"] == {"0": "MRI"}
+    assert dataset_json["labels"] == {"background": 0, "organ": 1, "wall": 2, "lesion": 3}
+    assert dataset_json["numTraining"] == TINY_PRESET["n_labelled"]
+    assert dataset_json["file_ending"] == ".nii.gz"
+
+
+def test_raw_layout_follows_nnunet_naming(tiny_dataset):
+    images_tr = _files(os.path.join(tiny_dataset, "imagesTr"))
+    labels_tr = _files(os.path.join(tiny_dataset, "labelsTr"))
+    assert len(images_tr) == TINY_PRESET["n_labelled"]
+    assert all(f.endswith("_0000.nii.gz") for f in images_tr)
+    assert [f.replace("_0000.nii.gz", ".nii.gz") for f in images_tr] == labels_tr
+
+    unlabelled = _files(os.path.join(tiny_dataset, "imagesUnlabeled"))
+    assert len(unlabelled) == TINY_PRESET["n_unlabelled"]
+    assert all(f.endswith("_0000.nii.gz") for f in unlabelled)
+    # images only: no label file for an unlabelled case anywhere in the dataset
+    unlabelled_ids = {f[:-len("_0000.nii.gz")] for f in unlabelled}
+    every_label_file = labels_tr + _files(os.path.join(tiny_dataset, "labelsTs"))
+    assert not unlabelled_ids & {f[:-len(".nii.gz")] for f in every_label_file}
+
+    images_ts = _files(os.path.join(tiny_dataset, "imagesTs"))
+    labels_ts = _files(os.path.join(tiny_dataset, "labelsTs"))
+    assert len(images_ts) == len(labels_ts) == TINY_PRESET["n_test"]
+    assert [f.replace("_0000.nii.gz", ".nii.gz") for f in images_ts] == labels_ts
+    # test references stay out of the training folders
+    assert not set(labels_ts) & set(labels_tr)
+    assert sorted(os.listdir(tiny_dataset)) == ["dataset.json", "imagesTr", "imagesTs", "imagesUnlabeled",
+                                                "labelsTr", "labelsTs"]
+
+
+def test_images_and_labels_share_shape_geometry_and_declared_labels(tiny_dataset):
+    for name in _files(os.path.join(tiny_dataset, "labelsTr")):
+        label_image = sitk.ReadImage(os.path.join(tiny_dataset, "labelsTr", name))
+        image = sitk.ReadImage(os.path.join(tiny_dataset, "imagesTr", name.replace(".nii.gz", "_0000.nii.gz")))
+        seg = sitk.GetArrayFromImage(label_image)
+        assert seg.shape == tuple(TINY_PRESET["shape"])
+        assert image.GetSize() == label_image.GetSize()
+        assert image.GetSpacing() == label_image.GetSpacing() == (1.0, 1.0, 5.0)
+        assert set(np.unique(seg)) <= set(LABELS.values())
+        assert np.issubdtype(seg.dtype, np.integer)
+
+
+def test_structures_are_present_and_intensity_ordered_in_most_cases():
+    n = 20
+    present = {label: 0 for label in FOREGROUND}
+    wall_brighter_than_organ_brighter_than_background = 0
+    for index in range(n):
+        image, seg = synthetic_case(3, "labelled", index, DEMO_PRESET["shape"])
+        for label in FOREGROUND:
+            present[label] += bool(np.any(seg == label))
+        means = [image[seg == label].mean() for label in (0, 1, 2)]
+        wall_brighter_than_organ_brighter_than_background += means[2] > means[1] > means[0]
+    assert all(count >= 0.9 * n for count in present.values()), present
+    assert wall_brighter_than_organ_brighter_than_background >= 0.8 * n
+
+
+def test_cases_differ_in_intensity_and_geometry():
+    cases = [synthetic_case(0, "unlabelled", index, TINY_PRESET["shape"]) for index in range(6)]
+    organ_sizes = {int((seg == 1).sum()) for _, seg in cases}
+    background_levels = [float(np.median(image[seg == 0])) for image, seg in cases]
+    assert len(organ_sizes) == 6
+    assert max(background_levels) - min(background_levels) > 50.0
+
+
+def test_cases_are_deterministic_per_seed_and_independent_of_split_sizes(tmp_path):
+    first = write_synthetic_dataset(str(tmp_path / "a"), seed=5, n_labelled=2, n_unlabelled=1, n_test=1,
+                                    shape=(2, 32, 32))
+    second = write_synthetic_dataset(str(tmp_path / "b"), seed=5, n_labelled=3, n_unlabelled=2, n_test=1,
+                                     shape=(2, 32, 32))
+    other_seed = write_synthetic_dataset(str(tmp_path / "c"), seed=6, n_labelled=2, n_unlabelled=1, n_test=1,
+                                         shape=(2, 32, 32))
+    for relative in ("imagesTr/syn_l_000_0000.nii.gz", "labelsTr/syn_l_001.nii.gz",
+                     "imagesUnlabeled/syn_u_000_0000.nii.gz", "labelsTs/syn_t_000.nii.gz"):
+        assert np.array_equal(_read(os.path.join(first, relative)), _read(os.path.join(second, relative)))
+        assert not np.array_equal(_read(os.path.join(first, relative)), _read(os.path.join(other_seed, relative)))
+    # the three splits are different draws, not copies of each other
+    assert not np.array_equal(synthetic_case(5, "labelled", 0, (2, 32, 32))[0],
+                              synthetic_case(5, "unlabelled", 0, (2, 32, 32))[0])
+
+
+def test_writer_rejects_unusable_settings(tmp_path):
+    with pytest.raises(ValueError, match="height and width >= 32"):
+        write_synthetic_dataset(str(tmp_path), shape=(2, 16, 16))
+    with pytest.raises(ValueError, match="n_labelled"):
+        write_synthetic_dataset(str(tmp_path), n_labelled=0)
+
+
+def _write_case(folder, name: str, array: np.ndarray) -> None:
+    os.makedirs(folder, exist_ok=True)
+    sitk.WriteImage(sitk.GetImageFromArray(array.astype(np.uint8)), os.path.join(folder, name))
+
+
+@pytest.fixture
+def dice_folders(tmp_path):
+    reference, prediction = str(tmp_path / "ref"), str(tmp_path / "pred")
+    ref_a = np.zeros((1, 4, 4), np.uint8)
+    ref_a[0, 0, :4] = 1                       # 4 voxels of class 1
+    ref_a[0, 3, :2] = 2                       # 2 voxels of class 2, class 3 absent
+    pred_a = np.zeros_like(ref_a)
+    pred_a[0, 0, :3] = 1                      # 3 of the 4 right ...
+    pred_a[0, 1, 0] = 1                       # ... plus one false positive -> 2*3/(4+4) = 0.75
+    # class 2 missed entirely -> 0.0; class 3 empty in both -> 1.0
+    ref_b = np.zeros((1, 4, 4), np.uint8)
+    ref_b[0, 1:3, 1:3] = 1                    # class 1 matched exactly -> 1.0
+    ref_b[0, 0, 0] = 3                        # class 3 matched exactly -> 1.0
+    pred_b = ref_b.copy()
+    pred_b[0, 3, 3] = 2                       # class 2 absent from the reference, predicted -> 0.0
+    _write_case(reference, "a.nii.gz", ref_a)
+    _write_case(prediction, "a.nii.gz", pred_a)
+    _write_case(reference, "b.nii.gz", ref_b)
+    _write_case(prediction, "b.nii.gz", pred_b)
+    _write_case(prediction, "extra.nii.gz", pred_b)  # a prediction without reference is ignored
+    return prediction, reference
+
+
+def test_dice_per_class_matches_hand_computed_values(dice_folders):
+    result = dice_per_class(*dice_folders, labels=[1, 2, 3], file_ending=".nii.gz")
+    assert set(result["per_case"]) == {"a", "b"}
+    assert result["per_case"]["a"] == {1: 0.75, 2: 0.0, 3: 1.0}
+    assert result["per_case"]["b"] == {1: 1.0, 2: 0.0, 3: 1.0}
+    assert result["mean_per_class"] == {1: 0.875, 2: 0.0, 3: 1.0}
+    assert result["mean"] == pytest.approx(0.625)
+
+
+def test_dice_score_empty_structure_policy():
+    empty, one = np.zeros((3, 3), np.uint8), np.zeros((3, 3), np.uint8)
+    one[1, 1] = 2
+    assert dice_score(empty, empty, 2) == 1.0
+    assert dice_score(one, empty, 2) == 0.0
+    assert dice_score(empty, one, 2) == 0.0
+    assert dice_score(one, one, 2) == 1.0
+
+
+def test_dice_names_a_missing_prediction(dice_folders):
+    prediction, reference = dice_folders
+    os.remove(os.path.join(prediction, "b.nii.gz"))
+    with pytest.raises(FileNotFoundError, match=r"pred[/\\]b\.nii\.gz"):
+        dice_per_class(prediction, reference, [1, 2, 3], ".nii.gz")
+
+
+def test_dice_table_lists_each_method_and_class():
+    results = {"sup": {"mean_per_class": {1: 0.9, 2: 0.8, 3: 0.5}, "mean": 0.7333333},
+               "ssl": {"mean_per_class": {1: 0.95, 2: 0.85, 3: 0.6}, "mean": 0.8}}
+    lines = format_dice_table(results).splitlines()
+    assert lines[0] == "| method | organ (1) | wall (2) | lesion (3) | mean |"
+    assert lines[2] == "| sup | 0.9000 | 0.8000 | 0.5000 | 0.7333 |"
+    assert lines[3] == "| ssl | 0.9500 | 0.8500 | 0.6000 | 0.8000 |"
+
+
+def test_demo_entry_passes_arguments(monkeypatch):
+    calls = []
+    monkeypatch.setattr(demo, "run_demo", lambda output_dir, **kwargs: calls.append((output_dir, kwargs)))
+    assert demo.demo_entry([]) == 0
+    assert demo.demo_entry(["--output-dir", "/tmp/x", "--seed", "3", "--methods", "nnUNetTrainer_demo"]) == 0
+    assert calls[0] == ("./dualunc_demo", {"seed": 0, "methods": list(demo.DEMO_METHODS), "verbose": False})
+    assert calls[1] == ("/tmp/x", {"seed": 3, "methods": ["nnUNetTrainer_demo"], "verbose": False})
+
+
+def test_demo_refuses_to_resume_a_folder_made_with_other_settings(tmp_path):
+    demo._record_demo_config(str(tmp_path), {"seed": 0, "n_labelled": 6})
+    demo._record_demo_config(str(tmp_path), {"seed": 0, "n_labelled": 6})  # same settings: resume is fine
+    with pytest.raises(ValueError, match="another --output-dir"):
+        demo._record_demo_config(str(tmp_path), {"seed": 1, "n_labelled": 6})
+
+
+def test_demo_environment_points_nnunet_at_the_demo_folders_and_trainers(tmp_path, monkeypatch):
+    monkeypatch.setenv("nnUNet_extTrainer", "/somewhere/else")
+    env = demo.nnunet_environment(str(tmp_path), num_processes=2)
+    assert env["nnUNet_raw"] == os.path.join(str(tmp_path), "nnUNet_raw")
+    assert env["nnUNet_results"] == os.path.join(str(tmp_path), "nnUNet_results")
+    assert env["nnUNet_compile"] == "false"
+    folders = env["nnUNet_extTrainer"].split(os.pathsep)
+    assert folders == [demo.external_trainer_folder(), "/somewhere/else"]
+    assert os.path.isfile(os.path.join(folders[0], "demo_trainers.py"))
+
+
+def test_thin_trainer_module_re_exports_the_demo_trainer():
+    from nnunetv2_dualunc.training import demo_trainers
+    thin_file = os.path.join(demo.external_trainer_folder(), "demo_trainers.py")
+    spec = importlib.util.spec_from_file_location("thin_demo_trainers", thin_file)
+    thin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(thin)
+    assert thin.nnUNetTrainer_demo is demo_trainers.nnUNetTrainer_demo
+    assert demo_trainers.DEMO_EPOCHS * demo_trainers.DEMO_ITERATIONS_PER_EPOCH > 0
+
+
+def test_demo_methods_take_the_same_number_of_gradient_steps():
+    from nnunetv2_dualunc.training.demo_trainers import (DEMO_EPOCHS, DEMO_ITERATIONS_PER_EPOCH,
+                                                         nnUNetTrainerDualUnc_demo)
+
+    dualunc = nnUNetTrainerDualUnc_demo
+    assert dualunc.pretrain_epochs + dualunc.stage1_epochs + dualunc.stage2_epochs == DEMO_EPOCHS
+    assert dualunc.iterations_per_epoch == DEMO_ITERATIONS_PER_EPOCH
