@@ -277,7 +277,7 @@ class _Clock:
         self.say(f"===== {title} =====")
 
 
-def _console_script(name: str) -> str:
+def console_script(name: str) -> str:
     """An nnU-Net console script of the running interpreter's environment, else the first one on PATH."""
     candidate = os.path.join(os.path.dirname(sys.executable), name)
     if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
@@ -302,9 +302,11 @@ def external_trainer_folder() -> str:
                        "'pip install -e .' (it provides the package nnunetv2_dualunc_trainers).")
 
 
-def nnunet_environment(output_dir: str, num_processes: int = 2) -> Dict[str, str]:
-    """Environment for nnU-Net subprocesses: demo-local data folders, external trainers, CPU-friendly settings."""
-    env = dict(os.environ)
+def nnunet_environment(output_dir: str, num_processes: int = 2, extra_trainer_folders: Sequence[str] = (),
+                       base_env: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """Environment for nnU-Net subprocesses: data folders under output_dir, this plugin's trainers (plus
+    extra_trainer_folders and any already configured), CPU-friendly settings; on top of base_env (os.environ)."""
+    env = dict(os.environ if base_env is None else base_env)
     env.update({
         "nnUNet_raw": os.path.join(output_dir, "nnUNet_raw"),
         "nnUNet_preprocessed": os.path.join(output_dir, "nnUNet_preprocessed"),
@@ -316,7 +318,8 @@ def nnunet_environment(output_dir: str, num_processes: int = 2) -> Dict[str, str
         # torch's spinning OpenMP threads slow every step several-fold when another process needs a core
         "OMP_WAIT_POLICY": env.get("OMP_WAIT_POLICY", "PASSIVE"),
     })
-    folders = [external_trainer_folder()] + [p for p in env.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
+    folders = [external_trainer_folder(), *extra_trainer_folders] + \
+        [p for p in env.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
     env["nnUNet_extTrainer"] = os.pathsep.join(dict.fromkeys(folders))
     # subprocesses must import this package even when it runs from a source checkout without installation
     python_path = [_PACKAGE_PARENT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
@@ -457,7 +460,7 @@ def run_demo(output_dir: str, seed: int = 0, methods: Sequence[str] = DEMO_METHO
     else:
         # nnU-Net's planner calls torch.set_num_threads(nnUNet_n_proc_DA): 0 would crash it
         plan_env = dict(env, nnUNet_n_proc_DA=str(max(1, num_processes)))
-        _run_logged([_console_script("nnUNetv2_plan_and_preprocess"), "-d", str(dataset_id), "-c", CONFIGURATION,
+        _run_logged([console_script("nnUNetv2_plan_and_preprocess"), "-d", str(dataset_id), "-c", CONFIGURATION,
                      "--verify_dataset_integrity", "-npfp", str(num_processes), "-np", str(num_processes)],
                     plan_env, os.path.join(output_dir, "logs", "plan_and_preprocess.log"), clock, verbose)
     finish("plan_and_preprocess", started)
@@ -473,7 +476,7 @@ def run_demo(output_dir: str, seed: int = 0, methods: Sequence[str] = DEMO_METHO
         if os.path.isfile(checkpoint):
             clock.say("already trained (checkpoint_final.pth exists)")
         else:
-            command = [_console_script("nnUNetv2_train"), str(dataset_id), CONFIGURATION, FOLD, "-tr", method,
+            command = [console_script("nnUNetv2_train"), str(dataset_id), CONFIGURATION, FOLD, "-tr", method,
                        "-device", "cpu"]
             if any(os.path.isfile(os.path.join(trainer_folder, f"checkpoint_{kind}.pth"))
                    for kind in ("latest", "best")):
@@ -490,7 +493,7 @@ def run_demo(output_dir: str, seed: int = 0, methods: Sequence[str] = DEMO_METHO
         if os.path.isdir(prediction_dir) and _predictions_done(prediction_dir, test_images, checkpoint):
             clock.say("already predicted")
         else:
-            _run_logged([_console_script("nnUNetv2_predict"), "-i", test_images, "-o", prediction_dir,
+            _run_logged([console_script("nnUNetv2_predict"), "-i", test_images, "-o", prediction_dir,
                          "-d", str(dataset_id), "-c", CONFIGURATION, "-f", FOLD, "-tr", method, "-device", "cpu",
                          "--disable_tta", "-npp", "1", "-nps", "1", "--disable_progress_bar"],
                         env, os.path.join(output_dir, "logs", f"predict_{method}.log"), clock, verbose)

@@ -1,25 +1,17 @@
 """Shared fixtures: a tiny synthetic nnU-Net dataset, planned and preprocessed once per test session, and a
 helper that runs nnU-Net's real console scripts with the nnU-Net environment variables of that dataset."""
 import os
-import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from typing import Dict, List
 
 import pytest
 
-from nnunetv2_dualunc.cli import trainer_path
-from nnunetv2_dualunc.demo import TINY_PRESET, dataset_name, write_synthetic_dataset
+from nnunetv2_dualunc.demo import TINY_PRESET, console_script, dataset_name, nnunet_environment, write_synthetic_dataset
 
 TEST_DATASET_ID = 991
 TEST_DATASET_ID_3D = 992
 TEST_TRAINERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ext_trainers")
-
-
-def console_script(name: str) -> str:
-    candidate = os.path.join(os.path.dirname(sys.executable), name)
-    return candidate if os.path.isfile(candidate) else shutil.which(name) or name
 
 
 @dataclass
@@ -50,15 +42,9 @@ class NnUNetWorkspace:
 
 
 def _base_env(root: str) -> Dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
-    env.update(nnUNet_raw=os.path.join(root, "nnUNet_raw"),
-               nnUNet_preprocessed=os.path.join(root, "nnUNet_preprocessed"),
-               nnUNet_results=os.path.join(root, "nnUNet_results"),
-               nnUNet_extTrainer=os.pathsep.join([trainer_path(), TEST_TRAINERS]),
-               nnUNet_compile="false", nnUNet_def_n_proc="1", PYTHONUNBUFFERED="1",
-               # torch's busy-waiting OpenMP threads slow every step 4-8x when another process needs a core
-               OMP_WAIT_POLICY="PASSIVE")
-    return env
+    """The demo's nnU-Net environment, isolated from any nnU-Net settings of the developer's shell."""
+    isolated = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
+    return nnunet_environment(root, num_processes=1, extra_trainer_folders=[TEST_TRAINERS], base_env=isolated)
 
 
 def _planned(root: str, dataset_id: int, configuration: str, **synthetic) -> NnUNetWorkspace:
