@@ -28,6 +28,8 @@ setup(
         "acvl-utils",
         "dynamic-network-architectures",
         "blosc2",
+        # surface distances (HD95, ASD, ASSD) of `nnunetv2_dualunc evaluate`: the implementation the literature cites
+        "medpy>=0.5",
     ],
     extras_require={"test": ["pytest"]},
     entry_points={"console_scripts": ["nnunetv2_dualunc=nnunetv2_dualunc.cli:main"]},

@@ -7,6 +7,9 @@
     build-ssl-dataset       write a semi-supervised raw dataset (labelled / unlabelled / validation lists)
     write-ssl-splits        write splits_final.json (fold 0: labelled -> validation) after preprocessing
     add-cpu-configuration   add a CPU-sized configuration (inherits 2d: coarser spacing, 128 patches, 16->256)
+    plan-and-preprocess     nnU-Net's planning with the unlabelled cases counted, then preprocessing (all methods
+                            of a comparison share these plans)
+    evaluate                Dice, Jaccard, HD95, ASD, ASSD (voxels and mm) of a prediction folder vs references
 """
 import argparse
 import os
@@ -33,6 +36,31 @@ def ext_trainer_hint() -> Optional[str]:
             f"(currently nnUNet_extTrainer={os.environ.get('nnUNet_extTrainer', '<unset>')})")
 
 
+# nnU-Net's folder variables each command reads. nnunetv2.paths only fails when an unset one is first used, deep
+# inside nnU-Net; checking them here names the variable and the fix before any work starts.
+NNUNET_FOLDERS_NEEDED = {
+    "preprocess-unlabelled": ("nnUNet_raw", "nnUNet_preprocessed"),
+    "plan-and-preprocess": ("nnUNet_raw", "nnUNet_preprocessed"),
+    "write-ssl-splits": ("nnUNet_raw", "nnUNet_preprocessed"),
+    "add-cpu-configuration": ("nnUNet_preprocessed",),
+    "export": ("nnUNet_results",),
+}  # build-ssl-dataset checks nnUNet_raw itself: `-o FOLDER` replaces it
+# the steps before and after nnUNetv2_train: where a missing nnUNet_extTrainer is worth pointing out
+COMMANDS_WITH_EXT_TRAINER_HINT = ("build-ssl-dataset", "plan-and-preprocess", "preprocess-unlabelled",
+                                  "write-ssl-splits", "add-cpu-configuration", "export")
+
+
+def missing_nnunet_folders_message(command: str) -> Optional[str]:
+    """What to export when nnU-Net folder variables that the command needs are unset, else None."""
+    missing = [name for name in NNUNET_FOLDERS_NEEDED.get(command, ()) if not os.environ.get(name)]
+    if not missing:
+        return None
+    return (f"`nnunetv2_dualunc {command}` needs nnU-Net's environment variable(s) {', '.join(missing)}, not set "
+            f"in this shell. Fix: set them to the folders nnU-Net uses (see nnU-Net's "
+            f"documentation/setting_up_paths.md), e.g.\n" + "\n".join(f"    export {name}=/path/to/{name}"
+                                                                       for name in missing))
+
+
 def _export_entry(argv: List[str]) -> None:
     from nnunetv2.paths import nnUNet_results
     from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
@@ -50,9 +78,16 @@ def _export_entry(argv: List[str]) -> None:
     parser.add_argument("-chk", default="checkpoint_final.pth", help="checkpoint name")
     parser.add_argument("-o", required=True, help="output folder")
     args = parser.parse_args(argv)
-    folder = os.path.join(str(nnUNet_results), maybe_convert_to_dataset_name(args.d), f"{args.tr}__{args.p}__{args.c}")
+    try:
+        dataset_name = maybe_convert_to_dataset_name(args.d)
+    except (RuntimeError, ValueError) as e:
+        raise SystemExit(f"ERROR: unknown dataset {args.d!r}: {e}")
+    folder = os.path.join(str(nnUNet_results), dataset_name, f"{args.tr}__{args.p}__{args.c}")
     folds = [f if f == "all" else int(f) for f in args.f] if args.f else None
-    print(export_plain_model(folder, args.o, folds, args.chk))
+    try:
+        print(export_plain_model(folder, args.o, folds, args.chk))
+    except (FileNotFoundError, FileExistsError, ValueError) as e:  # their messages name the file and the fix
+        raise SystemExit(f"ERROR: {e}")
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -66,13 +101,17 @@ def main(argv: Optional[List[str]] = None) -> None:
         "write-ssl-splits": lambda rest: _lazy("nnunetv2_dualunc.data.ssl_dataset", "write_ssl_splits_entry")(rest),
         "add-cpu-configuration": lambda rest: _lazy("nnunetv2_dualunc.cpu_configuration",
                                                     "add_cpu_configuration_entry")(rest),
+        "plan-and-preprocess": lambda rest: _lazy("nnunetv2_dualunc.data.ssl_planning", "plan_and_preprocess_entry")(rest),
+        "evaluate": lambda rest: _lazy("nnunetv2_dualunc.evaluation.evaluate_folders", "evaluate_entry")(rest),
     }
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print(__doc__)
         raise SystemExit(0 if argv and argv[0] in ("-h", "--help") else 2)
     command, rest = argv[0], argv[1:]
-    if command in ("preprocess-unlabelled", "export") and (hint := ext_trainer_hint()) is not None:
+    if command in COMMANDS_WITH_EXT_TRAINER_HINT and (hint := ext_trainer_hint()) is not None:
         print(f"NOTE: {hint}", file=sys.stderr)
+    if not {"-h", "--help"} & set(rest) and (problem := missing_nnunet_folders_message(command)) is not None:
+        raise SystemExit(f"ERROR: {problem}")
     commands[command](rest)
 
 

@@ -10,7 +10,8 @@ import SimpleITK as sitk
 from nnunetv2_dualunc import demo
 from nnunetv2_dualunc.demo import (DEMO_PRESET, LABELS, TINY_PRESET, dataset_name, format_dice_table,
                                    synthetic_case, write_synthetic_dataset)
-from nnunetv2_dualunc.evaluation.dice import dice_per_class, dice_score
+from nnunetv2_dualunc.evaluation.dice import dice_per_class
+from nnunetv2_dualunc.evaluation.evaluate_folders import EvaluationInputError
 
 FOREGROUND = [v for v in LABELS.values() if v != 0]
 
@@ -157,19 +158,10 @@ def test_dice_per_class_matches_hand_computed_values(dice_folders):
     assert result["mean"] == pytest.approx(0.625)
 
 
-def test_dice_score_empty_structure_policy():
-    empty, one = np.zeros((3, 3), np.uint8), np.zeros((3, 3), np.uint8)
-    one[1, 1] = 2
-    assert dice_score(empty, empty, 2) == 1.0
-    assert dice_score(one, empty, 2) == 0.0
-    assert dice_score(empty, one, 2) == 0.0
-    assert dice_score(one, one, 2) == 1.0
-
-
 def test_dice_names_a_missing_prediction(dice_folders):
     prediction, reference = dice_folders
     os.remove(os.path.join(prediction, "b.nii.gz"))
-    with pytest.raises(FileNotFoundError, match=r"pred[/\\]b\.nii\.gz"):
+    with pytest.raises(EvaluationInputError, match=r"no prediction in .*pred: b\.nii\.gz"):
         dice_per_class(prediction, reference, [1, 2, 3], ".nii.gz")
 
 

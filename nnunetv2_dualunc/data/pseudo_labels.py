@@ -10,11 +10,14 @@ run are never mixed in.
 import json
 import os
 import shutil
+import warnings
 from typing import List, Optional, Sequence
 
 import numpy as np
 from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
 from nnunetv2.training.dataloading.nnunet_dataset import comp_blosc2_params, nnUNetDatasetBlosc2
+
+from nnunetv2_dualunc.data.checks import describe_problems, unreadable_cases
 
 MANIFEST_FILE = "manifest.json"
 _STAGING_PREFIX = ".writing_"
@@ -41,11 +44,18 @@ def pseudo_label_from_probabilities(probabilities: np.ndarray, nonzero_mask_seg:
 
 
 def write_pseudo_labelled_case(folder: str, identifier: str, data: np.ndarray, pseudo_label: np.ndarray,
-                               properties: dict, patch_size: Sequence[int], foreground_labels: Sequence[int]) -> None:
-    """Store one case atomically; adds the class locations nnU-Net's foreground oversampling needs."""
+                               properties: dict, patch_size: Sequence[int], foreground_labels: Sequence[int],
+                               annotated_labels: Optional[Sequence[int]] = None) -> None:
+    """Store one case atomically; adds the class locations nnU-Net's foreground oversampling needs.
+
+    annotated_labels: for datasets with an ignore label, all other labels (LabelManager.all_labels). nnU-Net's data
+    loader then centres patches on annotated voxels, which it looks up under the key (-1, *all_labels), as nnU-Net's
+    preprocessing stores it. Every pseudo-labelled voxel is annotated (a pseudo-label never holds the ignore label).
+    """
     properties = dict(properties)
-    properties["class_locations"] = DefaultPreprocessor._sample_foreground_locations(
-        pseudo_label, list(foreground_labels), verbose=False)
+    classes = list(foreground_labels) + ([[-1, *annotated_labels]] if annotated_labels is not None else [])
+    properties["class_locations"] = DefaultPreprocessor._sample_foreground_locations(pseudo_label, classes,
+                                                                                     verbose=False)
     data = np.ascontiguousarray(data, dtype=np.float32)
     blocks, chunks = comp_blosc2_params(data.shape, tuple(patch_size), data.itemsize)
     blocks_seg, chunks_seg = comp_blosc2_params(pseudo_label.shape, tuple(patch_size), pseudo_label.itemsize)
@@ -69,8 +79,12 @@ def read_manifest(folder: str) -> Optional[dict]:
     path = os.path.join(folder, MANIFEST_FILE)
     if not os.path.isfile(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        warnings.warn(f"{path} is damaged ({e}); the pseudo-labels in {folder} are made again.", stacklevel=2)
+        return None
 
 
 def write_manifest(folder: str, provenance: dict, cases: Sequence[str]) -> None:
@@ -83,7 +97,8 @@ def write_manifest(folder: str, provenance: dict, cases: Sequence[str]) -> None:
 
 def check_manifest(folder: str, provenance: dict, cases: Sequence[str]) -> bool:
     """True when the folder holds exactly the finished pseudo-labels this run would make; False when it is
-    unfinished (the caller rebuilds it); raises when it was finished by a different run."""
+    unfinished or a case file no longer opens (the caller rebuilds it, with a warning naming the file); raises
+    when it was finished by a different run."""
     manifest = read_manifest(folder)
     if manifest is None:
         return False
@@ -95,6 +110,11 @@ def check_manifest(folder: str, provenance: dict, cases: Sequence[str]) -> bool:
             f"in a fresh output folder) so they are regenerated for this run.")
     missing = sorted(set(cases) - set(completed_cases(folder)))
     if sorted(manifest.get("cases", [])) != sorted(cases) or missing:
+        return False
+    damaged = unreadable_cases(folder, cases)
+    if damaged:
+        warnings.warn(f"Damaged pseudo-labels in {folder}: {'; '.join(describe_problems(damaged))}. The "
+                      f"pseudo-labels of this stage are made again.", stacklevel=2)
         return False
     return True
 

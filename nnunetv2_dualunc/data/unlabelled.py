@@ -34,6 +34,8 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from nnunetv2.utilities.utils import (create_paths_fn, get_filenames_of_train_images_and_targets,
                                       get_identifiers_from_splitted_dataset_folder)
 
+from nnunetv2_dualunc.data.checks import describe_problems, unreadable_cases
+
 UNLABELLED_IMAGES_FOLDER = "imagesUnlabeled"
 UNLABELLED_FOLDER_SUFFIX = "_unlabelled"
 # Prefix of the per-case scratch folders inside the output folder. Hidden, so neither nnU-Net's
@@ -238,6 +240,22 @@ def _remove_leftovers_of_killed_runs(folder: str) -> None:
                 os.remove(path)
 
 
+def _remove_damaged_cases(folder: str) -> List[str]:
+    """Complete cases whose files no longer open (truncated copy, full disk, overwritten file) are deleted, so that
+    they are preprocessed again from their raw images instead of failing later inside a data loader. Returns the
+    removed case ids."""
+    damaged = unreadable_cases(folder, load_unlabelled_identifiers(folder))
+    for case_id in sorted(damaged):
+        details = "; ".join(describe_problems({case_id: damaged[case_id]}))
+        print(f"Damaged preprocessed unlabelled case '{case_id}': {details}. Removing it; it is preprocessed again "
+              f"from {UNLABELLED_IMAGES_FOLDER}/.")
+        for suffix in (".pkl", ".b2nd", "_seg.b2nd"):  # .pkl first: a kill in between leaves an incomplete case
+            path = join(folder, case_id + suffix)
+            if isfile(path):
+                os.remove(path)
+    return sorted(damaged)
+
+
 class _UnlabelledCaseWriter:
     """Validates, preprocesses and atomically stores one unlabelled case. Holds plain data only, so it pickles
     cheaply into 'spawn' workers."""
@@ -335,6 +353,7 @@ def preprocess_unlabelled(dataset_name_or_id: Union[str, int], configuration: st
     output_folder = unlabelled_preprocessed_folder(preprocessed_dataset_folder, configuration_manager.data_identifier)
     os.makedirs(output_folder, exist_ok=True)
     _remove_leftovers_of_killed_runs(output_folder)
+    _remove_damaged_cases(output_folder)
     pending = {k: v for k, v in cases.items() if not _is_complete_case(output_folder, k)}
     if verbose:
         print(f"Unlabelled cases of {dataset_name} ({configuration}): {len(cases)} found, "

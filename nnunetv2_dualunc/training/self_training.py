@@ -19,7 +19,7 @@ that is killed and resumed computes exactly what an uninterrupted run computes.
 """
 import os
 import shutil
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -31,19 +31,21 @@ from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
 from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.dataset_name_id_conversion import convert_dataset_name_to_id
 from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast, nn
 from torch._dynamo import OptimizedModule
 from tqdm import tqdm
 
+from nnunetv2_dualunc.data.checks import check_labelled_preprocessed_folder
 from nnunetv2_dualunc.data.pseudo_labels import (check_manifest, pseudo_label_folder, pseudo_label_from_probabilities,
                                                  reset_folder, write_manifest, write_pseudo_labelled_case)
 from nnunetv2_dualunc.data.unlabelled import load_unlabelled_identifiers, preprocess_unlabelled
 from nnunetv2_dualunc.method.losses import PseudoLabelCrossEntropyLoss
 from nnunetv2_dualunc.method.ranking import (RankedCase, rank_cases, read_ranking, reliable_cases,
                                              sample_uncertainty, write_ranking)
-from nnunetv2_dualunc.method.schedule import Phase, PhasePolyLRScheduler, StageSchedule
+from nnunetv2_dualunc.method.schedule import Phase, PhasePolyLRScheduler, ScheduleError, StageSchedule
 
 RANKING_FILE = "unlabelled_ranking.tsv"
 SNAPSHOT_FOLDER = "snapshots"
@@ -54,10 +56,24 @@ def _as_list(output) -> list:
     return list(output) if isinstance(output, (list, tuple)) else [output]
 
 
-def atomic_torch_save(obj, path: str) -> None:
+def atomic_torch_save(obj, path: str, before_replace: Optional[Callable[[str], None]] = None) -> None:
+    """torch.save to a temporary file that is then renamed over path: a reader sees the old file or the new one,
+    never half of one. before_replace(temporary_file) runs once the temporary file is complete."""
+    remove_stale_temporaries(path)
     tmp = f"{path}.tmp{os.getpid()}"
     torch.save(obj, tmp)
+    if before_replace is not None:
+        before_replace(tmp)
     os.replace(tmp, path)
+
+
+def remove_stale_temporaries(path: str) -> None:
+    """Delete the temporary files of path that a process killed while writing it left behind: they are never read,
+    but each holds a network's weights."""
+    folder, name = os.path.split(path)
+    for leftover in os.listdir(folder or "."):
+        if leftover.startswith(f"{name}.tmp"):
+            os.remove(os.path.join(folder, leftover))
 
 
 class nnUNetTrainerSelfTraining(nnUNetTrainer):
@@ -92,6 +108,9 @@ class nnUNetTrainerSelfTraining(nnUNetTrainer):
             self.pretrain_epochs, self.stage1_epochs, self.stage2_epochs, self.num_snapshots,
             explicit_snapshot_epochs=self.snapshot_epochs)
         self.num_epochs = self.stage_schedule.total_epochs
+        if not 0.0 < self.reliable_fraction <= 1.0:  # else rank_cases would refuse it only after pre-training
+            raise ScheduleError(f"{self.__class__.__name__}.reliable_fraction = {self.reliable_fraction}: it must be "
+                                f"in (0, 1] (the paper's 0.5 = the more certain half is reliable).")
         if self.iterations_per_epoch is not None:
             self.num_iterations_per_epoch = self.iterations_per_epoch
         if self.val_iterations_per_epoch is not None:
@@ -123,7 +142,8 @@ class nnUNetTrainerSelfTraining(nnUNetTrainer):
         return PseudoLabelCrossEntropyLoss()
 
     def on_train_start(self):
-        # Bad or missing unlabelled data must fail before any training time is spent.
+        # Bad or missing labelled/unlabelled data must fail before any training time is spent.
+        self._check_labelled_preprocessed_data()
         self._prepare_unlabelled_data()
         if self.current_epoch == 0:
             self._forget_previous_run()
@@ -150,6 +170,7 @@ class nnUNetTrainerSelfTraining(nnUNetTrainer):
 
     def save_checkpoint(self, filename: str) -> None:
         """nnU-Net's checkpoint, written to a temporary file first: a kill mid-write never corrupts the last one."""
+        remove_stale_temporaries(filename)
         tmp = f"{filename}.tmp{os.getpid()}"
         super().save_checkpoint(tmp)
         if os.path.isfile(tmp):
@@ -195,6 +216,18 @@ class nnUNetTrainerSelfTraining(nnUNetTrainer):
         """The outputs that losses see: one head (the network's only decoder) for plain self-training."""
         return [self.network(data)]
 
+    # Progress hooks inside Algorithm 1's long steps. They do nothing here; a subclass may report progress (the
+    # resume tests kill training at them). Each runs before the step's result is on disk under its final name.
+    def on_snapshot_written(self, temporary_file: str) -> None:
+        """The weights after epoch current_epoch + 1 are completely written to temporary_file, which is renamed
+        to its final name in the snapshot folder right after this returns."""
+
+    def on_case_scored(self, case: str, score: float) -> None:
+        """One unlabelled case's uncertainty (Eq. 1) is computed; the ranking file is written after the last."""
+
+    def on_case_pseudo_labelled(self, phase: Phase, case: str) -> None:
+        """One case's pseudo-label for phase is stored; the folder's manifest is written after the last."""
+
     # --------------------------------------------------------------------------------------- Algorithm 1
     def _enter_phase(self, phase: Phase) -> None:
         self.print_to_log_file(f"=== Algorithm 1: entering phase '{phase.value}' at epoch {self.current_epoch} ===")
@@ -231,6 +264,7 @@ class nnUNetTrainerSelfTraining(nnUNetTrainer):
             teacher = predictor.probabilities(data, weights[snapshots[-1]])
             earlier = (predictor.probabilities(data, weights[e]) for e in snapshots[:-1])
             scores[case] = sample_uncertainty(teacher, earlier)
+            self.on_case_scored(case, scores[case])
         ranking = rank_cases(scores, self.reliable_fraction)
         write_ranking(path, ranking)
         self.print_to_log_file(f"ranking written to {path}")
@@ -254,8 +288,11 @@ class nnUNetTrainerSelfTraining(nnUNetTrainer):
             data = np.asarray(data[:])
             probabilities = predictor.probabilities(data, weights)
             label = pseudo_label_from_probabilities(probabilities.cpu().numpy(), np.asarray(nonzero_seg[:]))
+            # with an ignore label nnU-Net's loader samples patches around annotated voxels: every pseudo-label is one
+            annotated = self.label_manager.all_labels if self.label_manager.has_ignore_label else None
             write_pseudo_labelled_case(folder, case, data, label, properties, self.configuration_manager.patch_size,
-                                       self.label_manager.foreground_labels)
+                                       self.label_manager.foreground_labels, annotated)
+            self.on_case_pseudo_labelled(phase, case)
         write_manifest(folder, provenance, cases)
 
     # ----------------------------------------------------------------------------------------- plumbing
@@ -264,6 +301,13 @@ class nnUNetTrainerSelfTraining(nnUNetTrainer):
         self.unlabelled_preprocessed_folder = preprocess_unlabelled(
             self.plans_manager.dataset_name, self.configuration_name, self.plans_manager.plans_name, workers)
         self.unlabelled_cases = load_unlabelled_identifiers(self.unlabelled_preprocessed_folder)
+
+    def _check_labelled_preprocessed_data(self) -> None:
+        """Open every preprocessed training case's files (headers only): a damaged file would otherwise stop
+        training later, inside a data-loader worker, without naming the file."""
+        command = (f"nnUNetv2_preprocess -d {convert_dataset_name_to_id(self.plans_manager.dataset_name)} -c "
+                   f"{self.configuration_name} -plans_name {self.plans_manager.plans_name}")
+        check_labelled_preprocessed_folder(self.preprocessed_dataset_folder, command)
 
     def _forget_previous_run(self) -> None:
         """A run that starts from epoch 0 (no --c, or nothing to resume) must not reuse the snapshots, ranking or
@@ -294,7 +338,7 @@ class nnUNetTrainerSelfTraining(nnUNetTrainer):
             return
         os.makedirs(os.path.join(self.output_folder, SNAPSHOT_FOLDER), exist_ok=True)
         atomic_torch_save({"network_weights": self._network_module().state_dict(), "epoch": completed_epochs},
-                          self._weights_path(completed_epochs))
+                          self._weights_path(completed_epochs), before_replace=self.on_snapshot_written)
 
     def _load_weights(self, completed_epochs: int) -> dict:
         path = self._weights_path(completed_epochs)

@@ -4,7 +4,9 @@ nnUNetTrainerDualUnc_kill kills itself at chosen points, for the resume tests.
 """
 import os
 import signal
+from typing import Callable
 
+from nnunetv2_dualunc.data.pseudo_labels import completed_cases, pseudo_label_folder
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
 from nnunetv2_dualunc.training.self_training import nnUNetTrainerSelfTraining
 
@@ -23,19 +25,41 @@ class nnUNetTrainerSelfTraining_test(nnUNetTrainerSelfTraining):
 
 
 class nnUNetTrainerDualUnc_kill(nnUNetTrainerDualUnc_test):
-    """SIGKILLs itself at each point of $DUALUNC_TEST_KILL_POINTS (comma-separated; "E": at the start of epoch E,
-    "E+": after epoch E's phase was entered, i.e. after its ranking/pseudo-labelling), once per point: a marker
-    file in $DUALUNC_TEST_KILL_MARKERS remembers the points already used, so the resumed run goes on."""
+    """SIGKILLs itself at each point of $DUALUNC_TEST_KILL_POINTS (comma-separated), once per point: a marker file
+    in $DUALUNC_TEST_KILL_MARKERS remembers the points already used, so the resumed run goes on. Points:
+
+    "E"          at the start of epoch E
+    "E+"         after epoch E's phase was entered, i.e. after its ranking / pseudo-labelling
+    "saveN"      while saving the weights after N completed epochs: the temporary file is cut to half its size
+                 first, which is what a kill inside torch.save leaves behind
+    "rankN"      during the ranking, after N unlabelled cases were scored
+    "PHASE_labelN"  during pseudo-labelling for PHASE (stage1, stage2), after N cases were written
+    """
 
     def on_epoch_start(self):
         self._maybe_die(str(self.current_epoch))
         super().on_epoch_start()
         self._maybe_die(f"{self.current_epoch}+")
 
+    def on_snapshot_written(self, temporary_file: str) -> None:
+        def cut_in_half():
+            with open(temporary_file, "r+b") as f:
+                f.truncate(os.path.getsize(temporary_file) // 2)
+        self._maybe_die(f"save{self.current_epoch + 1}", before_dying=cut_in_half)
+
+    def on_case_scored(self, case: str, score: float) -> None:
+        self._cases_scored = getattr(self, "_cases_scored", 0) + 1
+        self._maybe_die(f"rank{self._cases_scored}")
+
+    def on_case_pseudo_labelled(self, phase, case: str) -> None:
+        written = len(completed_cases(pseudo_label_folder(self.output_folder, phase.value)))
+        self._maybe_die(f"{phase.value}_label{written}")
+
     @staticmethod
-    def _maybe_die(point: str) -> None:
+    def _maybe_die(point: str, before_dying: Callable[[], None] = lambda: None) -> None:
         points = os.environ.get("DUALUNC_TEST_KILL_POINTS", "").split(",")
         marker = os.path.join(os.environ.get("DUALUNC_TEST_KILL_MARKERS", "."), f"killed_at_{point}")
         if point in points and not os.path.exists(marker):
             open(marker, "w").close()
+            before_dying()
             os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,97 @@
+"""Budget variants of the four compared methods, one set per benchmark profile (found through nnUNet_extTrainer).
+
+Within a profile every method takes the same number of gradient steps: supervised-only trains `total` epochs,
+each semi-supervised trainer splits the same total into pre-training + stage 1 + stage 2. A semi-supervised step
+processes the labelled batch plus an equally large pseudo-labelled batch, as the method prescribes.
+
+Seeds: $DUALUNC_BENCHMARK_SEED (default 0) seeds python, numpy and torch when the trainer is created. nnU-Net's
+augmentation workers draw their own randomness, so a CPU run is repeatable only up to that.
+"""
+import os
+import random
+from typing import Dict, Tuple, Type
+
+import numpy as np
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
+from nnunetv2_dualunc.training.sample_sorting import nnUNetTrainerSelfTrainingSS
+from nnunetv2_dualunc.training.self_training import nnUNetTrainerSelfTraining
+
+SEED_VARIABLE = "DUALUNC_BENCHMARK_SEED"
+
+#: profile -> (epochs: supervised total, (pretrain, stage1, stage2) of the two-stage methods, iterations, val iterations)
+PROFILES: Dict[str, Tuple[int, Tuple[int, int, int], int, int]] = {
+    # ACDC 2d_cpu (3 mm, 128x128, 16->256, batch 8): 1500 steps; DualUnc ~45 min on 2 cores
+    "acdcCPU": (30, (15, 8, 7), 50, 5),
+    # ACDC nnU-Net 2d on one H100-class GPU: 10,000 steps, sized for <= 25 min per method (to calibrate)
+    "acdcGPU": (40, (20, 10, 10), 250, 20),
+    # the paper: 200 epochs per phase
+    "paper": (600, (200, 200, 200), 250, 50),
+    # Hippocampus 3d_fullres on 2 CPU cores: 500 steps
+    "hippoCPU": (20, (10, 5, 5), 25, 5),
+}
+
+
+def seed_everything() -> int:
+    seed = int(os.environ.get(SEED_VARIABLE, "0"))
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return seed
+
+
+class _Seeded:
+    # nnU-Net records its constructor's arguments by name: the signature must be spelled out
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        seed = seed_everything()
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.print_to_log_file(f"benchmark seed {seed} (${SEED_VARIABLE})")
+
+
+def _supervised(profile: str) -> Type[nnUNetTrainer]:
+    epochs, _, iterations, val_iterations = PROFILES[profile]
+
+    class Supervised(_Seeded, nnUNetTrainer):
+        def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                     device: torch.device = torch.device("cuda")):
+            super().__init__(plans, configuration, fold, dataset_json, device)
+            self.num_epochs = epochs
+            self.num_iterations_per_epoch = iterations
+            self.num_val_iterations_per_epoch = val_iterations
+
+    return Supervised
+
+
+def _semi_supervised(base: Type[nnUNetTrainerSelfTraining], profile: str) -> Type[nnUNetTrainerSelfTraining]:
+    epochs, (pretrain, stage1, stage2), iterations, val_iterations = PROFILES[profile]
+    if base is nnUNetTrainerSelfTraining:  # plain self-training has no ranking, hence no stage 1
+        stage1, stage2 = 0, stage1 + stage2
+    assert pretrain + stage1 + stage2 == epochs
+
+    class SemiSupervised(_Seeded, base):
+        pretrain_epochs, stage1_epochs, stage2_epochs = pretrain, stage1, stage2
+        iterations_per_epoch = iterations
+        val_iterations_per_epoch = val_iterations
+
+    return SemiSupervised
+
+
+METHODS = {"supervised": None, "self_training": nnUNetTrainerSelfTraining,
+           "sample_sorting": nnUNetTrainerSelfTrainingSS, "dualunc": nnUNetTrainerDualUnc}
+TRAINER_BASE_NAMES = {"supervised": "nnUNetTrainer", "self_training": "nnUNetTrainerSelfTraining",
+                      "sample_sorting": "nnUNetTrainerSelfTrainingSS", "dualunc": "nnUNetTrainerDualUnc"}
+
+
+def trainer_name(method: str, profile: str) -> str:
+    return f"{TRAINER_BASE_NAMES[method]}_{profile}"
+
+
+# nnU-Net looks trainers up by name among this module's attributes
+for _profile in PROFILES:
+    for _method, _base in METHODS.items():
+        _cls = _supervised(_profile) if _base is None else _semi_supervised(_base, _profile)
+        _cls.__name__ = _cls.__qualname__ = trainer_name(_method, _profile)
+        globals()[_cls.__name__] = _cls

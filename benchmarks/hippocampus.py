@@ -1,0 +1,29 @@
+#!/usr/bin/env python3
+"""MSD Hippocampus 3D semi-supervised benchmark: 9 and 18 labelled cases, nnU-Net's own 3d_fullres; the four
+methods with equal gradient steps; the 20 validation cases evaluated (Dice, Jaccard, HD95, ASD).
+
+    .venv/bin/python benchmarks/hippocampus.py                     # CPU profile, both subsets, all methods
+    .venv/bin/python benchmarks/hippocampus.py --labelled labeled_9 --methods supervised dualunc
+Re-running a command resumes it. Results: <work>/<subset>/results.md (see docs/BENCHMARKS.md).
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ssl_benchmark import BenchmarkSetup, main  # noqa: E402
+
+HIPPOCAMPUS = os.environ.get("HIPPOCAMPUS", "/work/shared/datasets/Hippocampus")
+DATASET_IDS = {"labeled_9": 509, "labeled_18": 518}
+PROFILES = {"cpu": ("hippoCPU", "cpu"), "paper": ("paper", "cuda")}
+
+
+def make_setup(labelled_key: str, profile: str) -> BenchmarkSetup:
+    budget, device = PROFILES[profile]
+    return BenchmarkSetup(
+        source=HIPPOCAMPUS, lists_file=os.path.join(HIPPOCAMPUS, "cases.json"), labelled_key=labelled_key,
+        dataset_id=DATASET_IDS[labelled_key], dataset_name=f"Hippocampus_{labelled_key}",
+        configuration="3d_fullres", profile=budget, device=device, label_names={1: "anterior", 2: "posterior"})
+
+
+if __name__ == "__main__":
+    main(make_setup, list(DATASET_IDS), list(PROFILES), __doc__)

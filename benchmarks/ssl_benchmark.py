@@ -1,0 +1,281 @@
+"""Semi-supervised benchmark runner shared by benchmarks/acdc.py and benchmarks/hippocampus.py.
+
+For one labelled subset it does what a user would do, through the plugin's and nnU-Net's commands:
+build the semi-supervised raw dataset -> plan (unlabelled cases counted) and preprocess -> [add the CPU
+configuration] -> write the fold-0 split (labelled -> validation) -> per method: nnUNetv2_train (resumed with --c
+when a checkpoint exists), whose final validation predicts the validation cases' full volumes in their original
+geometry -> nnunetv2_dualunc evaluate against the references -> results table.
+
+Re-running the same command resumes: finished steps are skipped, an interrupted training continues from its
+latest checkpoint and its wall-clock is added up over the attempts (state/<method>.json). Work folders live
+outside the repository; the source dataset is only read.
+"""
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCHMARK_TRAINERS = os.path.join(REPO, "benchmarks", "ext_trainers")
+sys.path.insert(0, BENCHMARK_TRAINERS)
+
+from benchmark_trainers import METHODS, PROFILES, SEED_VARIABLE, trainer_name  # noqa: E402
+
+from nnunetv2_dualunc.demo import console_script, nnunet_environment  # noqa: E402
+from nnunetv2_dualunc.evaluation.evaluate_folders import evaluate_folders, markdown_table  # noqa: E402
+from training_log import phase_timings  # noqa: E402
+
+TABLE_METRICS = ("dice", "jaccard", "hd95_vox", "asd_vox", "hd95_mm", "asd_mm")
+
+
+@dataclass
+class BenchmarkSetup:
+    """What one benchmark run trains and evaluates."""
+    source: str                  # nnU-Net raw dataset (read only)
+    lists_file: str              # JSON with the train/val/labelled lists
+    labelled_key: str            # key of the labelled list in lists_file
+    dataset_id: int
+    dataset_name: str
+    configuration: str           # nnU-Net configuration the methods train
+    profile: str                 # budget profile of benchmark_trainers.PROFILES
+    group_by: Optional[str] = None  # regex grouping case ids (ACDC: patients)
+    cpu_configuration: Optional[Dict] = None  # add_cpu_configuration options when configuration is a CPU one
+    device: str = "cpu"
+    label_names: Dict[int, str] = field(default_factory=dict)
+
+
+def _hardware() -> Dict[str, str]:
+    import torch
+
+    cpu = platform.processor()
+    if os.path.isfile("/proc/cpuinfo"):
+        names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    info = {"cpu": cpu, "cpu_cores": str(os.cpu_count()), "torch": torch.__version__,
+            "python": platform.python_version()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    from importlib.metadata import version
+
+    info["nnunetv2"] = version("nnunetv2")
+    return info
+
+
+class LoadSampler:
+    """Samples the 1-minute load average every 30 s while a step runs: timings on a shared machine need it."""
+
+    def __init__(self):
+        self.samples: List[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.wait(30):
+            self.samples.append(os.getloadavg()[0])
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+
+    @property
+    def mean(self) -> Optional[float]:
+        return round(sum(self.samples) / len(self.samples), 2) if self.samples else None
+
+
+class BenchmarkRun:
+    def __init__(self, setup: BenchmarkSetup, work: str, seed: int, num_processes: int, da_processes: int):
+        self.setup, self.seed, self.np, self.da = setup, seed, num_processes, da_processes
+        self.work = os.path.abspath(work)
+        if os.path.commonpath([self.work, REPO]) == REPO:
+            raise SystemExit(f"--work {self.work} is inside the repository; use a folder outside it, e.g. under /tmp")
+        os.makedirs(os.path.join(self.work, "state"), exist_ok=True)
+        os.makedirs(os.path.join(self.work, "logs"), exist_ok=True)
+        self.env = nnunet_environment(self.work, num_processes, extra_trainer_folders=[BENCHMARK_TRAINERS])
+        self.env.update({SEED_VARIABLE: str(seed), "nnUNet_n_proc_DA": str(da_processes),
+                         "PYTHONPATH": os.pathsep.join(filter(None, [BENCHMARK_TRAINERS,
+                                                                     os.environ.get("PYTHONPATH")]))})
+        self.dataset_folder = f"Dataset{setup.dataset_id:03d}_{setup.dataset_name}"
+
+    # ----------------------------------------------------------------------------------------------- helpers
+    def _state_file(self, name: str) -> str:
+        return os.path.join(self.work, "state", f"{name}.json")
+
+    def _state(self, name: str) -> dict:
+        path = self._state_file(name)
+        return json.load(open(path)) if os.path.isfile(path) else {}
+
+    def _save_state(self, name: str, state: dict) -> None:
+        tmp = self._state_file(name) + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(state, f, indent=1)
+        os.replace(tmp, self._state_file(name))
+
+    def _run(self, args: Sequence[str], log_name: str, env: Optional[Dict[str, str]] = None) -> float:
+        """Run a console script (log in logs/), return its wall-clock seconds; stop with the log's tail on failure."""
+        log_path = os.path.join(self.work, "logs", log_name)
+        print(f"[{time.strftime('%H:%M:%S')}] {' '.join(args)}  (log: {log_path})", flush=True)
+        start = time.time()
+        with open(log_path, "a") as log:
+            code = subprocess.call([console_script(args[0])] + list(args[1:]), env=env or self.env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        if code != 0:
+            tail = open(log_path).read()[-4000:]
+            raise SystemExit(f"FAILED ({code}): {' '.join(args)}\n{tail}")
+        return time.time() - start
+
+    # ----------------------------------------------------------------------------------------------- steps
+    def prepare(self) -> None:
+        """Dataset, plans, preprocessing, split: once (state/prepare.json records that it finished)."""
+        s = self.setup
+        wanted = {"source": s.source, "labelled_key": s.labelled_key, "configuration": s.configuration,
+                  "cpu_configuration": s.cpu_configuration}
+        if self._state("prepare").get("settings") == wanted:
+            return
+        timings = {}
+        d = str(s.dataset_id)
+        build = ["nnunetv2_dualunc", "build-ssl-dataset", "-i", s.source, "-d", d, "-n", s.dataset_name,
+                 "--overwrite", "--labelled-from", s.lists_file, s.labelled_key, "--validation-from", s.lists_file,
+                 "val", "--unlabelled-rest-of", s.lists_file, "train"]
+        if s.group_by:
+            build += ["--group-regex", s.group_by]
+        shutil.rmtree(os.path.join(self.env["nnUNet_preprocessed"], self.dataset_folder), ignore_errors=True)
+        timings["build_dataset"] = self._run(build, "prepare.log")
+        base = "2d" if s.cpu_configuration else s.configuration
+        plan_env = dict(self.env, nnUNet_n_proc_DA=str(max(1, self.da)))
+        timings["plan_and_preprocess"] = self._run(
+            ["nnunetv2_dualunc", "plan-and-preprocess", "-d", d, "-c", base, "-np", str(self.np),
+             "--verify_dataset_integrity"] + (["--no_pp"] if s.cpu_configuration else []), "prepare.log", plan_env)
+        if s.cpu_configuration:
+            options = [str(x) for k, v in s.cpu_configuration.items() for x in (k, v)]
+            timings["add_cpu_configuration"] = self._run(
+                ["nnunetv2_dualunc", "add-cpu-configuration", "-d", d, "-c", "2d", "-n", s.configuration] + options,
+                "prepare.log")
+            timings["preprocess_cpu"] = self._run(
+                ["nnUNetv2_preprocess", "-d", d, "-c", s.configuration, "-np", str(self.np)], "prepare.log")
+            timings["preprocess_unlabelled"] = self._run(
+                ["nnunetv2_dualunc", "preprocess-unlabelled", "-d", d, "-c", s.configuration, "-np", str(self.np)],
+                "prepare.log")
+        timings["write_splits"] = self._run(["nnunetv2_dualunc", "write-ssl-splits", "-d", d], "prepare.log")
+        self._save_state("prepare", {"settings": wanted, "timings_s": {k: round(v, 1) for k, v in timings.items()}})
+
+    def _fold_folder(self, method: str) -> str:
+        return os.path.join(self.env["nnUNet_results"], self.dataset_folder,
+                            f"{trainer_name(method, self.setup.profile)}__nnUNetPlans__{self.setup.configuration}",
+                            "fold_0")
+
+    def train(self, method: str) -> None:
+        """Train (or resume) one method; nnU-Net's final validation writes fold_0/validation/*."""
+        fold = self._fold_folder(method)
+        state = self._state(method)
+        if os.path.isfile(os.path.join(fold, "checkpoint_final.pth")) and state.get("trained"):
+            return
+        resume = os.path.isfile(os.path.join(fold, "checkpoint_latest.pth")) or \
+            os.path.isfile(os.path.join(fold, "checkpoint_final.pth"))
+        args = ["nnUNetv2_train", str(self.setup.dataset_id), self.setup.configuration, "0", "-tr",
+                trainer_name(method, self.setup.profile), "-device", self.setup.device] + (["--c"] if resume else [])
+        with LoadSampler() as load:
+            seconds = self._run(args, f"train_{method}.log")
+        attempts = state.get("attempts", []) + [{"seconds": round(seconds, 1), "resumed": resume,
+                                                 "mean_load": load.mean}]
+        self._save_state(method, dict(state, trained=True, attempts=attempts,
+                                      train_seconds=round(sum(a["seconds"] for a in attempts), 1)))
+
+    def references(self) -> str:
+        """A folder with the validation cases' reference labels (links into the built raw dataset)."""
+        raw = os.path.join(self.env["nnUNet_raw"], self.dataset_folder)
+        split = json.load(open(os.path.join(raw, "ssl_split.json")))
+        ending = json.load(open(os.path.join(raw, "dataset.json")))["file_ending"]
+        folder = os.path.join(self.work, "references")
+        os.makedirs(folder, exist_ok=True)
+        for case in split["validation"]:
+            link = os.path.join(folder, case + ending)
+            if not os.path.lexists(link):
+                os.symlink(os.path.join(raw, "labelsTr", case + ending), link)
+        return folder
+
+    def evaluate(self, method: str) -> dict:
+        labels = sorted(self.setup.label_names)
+        ending = json.load(open(os.path.join(self.env["nnUNet_raw"], self.dataset_folder, "dataset.json")))[
+            "file_ending"]
+        result = evaluate_folders(os.path.join(self._fold_folder(method), "validation"), self.references(), labels,
+                                  ending, num_processes=self.np)
+        with open(os.path.join(self.work, f"metrics_{method}.json"), "w") as f:
+            json.dump(result, f, indent=1)
+        return result
+
+    def run(self, methods: Sequence[str]) -> str:
+        self.prepare()
+        results, rows = {}, []
+        for method in methods:
+            self.train(method)
+            results[method] = self.evaluate(method)
+            state = self._state(method)
+            phases = phase_timings(self._fold_folder(method))
+            rows.append((method, trainer_name(method, self.setup.profile), state, phases))
+            report = self.write_report(results, rows)  # after each method: a partial table is already useful
+        return report
+
+    def write_report(self, results: Dict[str, dict], rows) -> str:
+        s = self.setup
+        epochs, split, iterations, _ = PROFILES[s.profile]
+        plans = json.load(open(os.path.join(self.env["nnUNet_preprocessed"], self.dataset_folder, "nnUNetPlans.json")))
+        configuration = dict(plans["configurations"].get("2d", {}), **plans["configurations"][s.configuration])
+        lines = [f"# {s.dataset_name}: {s.labelled_key}, configuration {s.configuration}, profile {s.profile}, "
+                 f"seed {self.seed}", "",
+                 f"- hardware: {json.dumps(_hardware())}",
+                 f"- budget: {epochs} epochs x {iterations} iterations = {epochs * iterations} gradient steps per "
+                 f"method (semi-supervised: pre-train/stage 1/stage 2 = {split} epochs); batch "
+                 f"{configuration.get('batch_size')} labelled (+ as many pseudo-labelled in stages), patch "
+                 f"{configuration.get('patch_size')}, spacing {configuration.get('spacing')}",
+                 f"- plans: {json.dumps(plans.get('dualunc_planning'))}",
+                 f"- evaluated: nnU-Net's final validation predictions of fold 0 (the validation cases' full volumes "
+                 f"in their original geometry) against their references", "",
+                 markdown_table(results, s.label_names, TABLE_METRICS), "",
+                 "| method | trainer | training wall-clock (s) | attempts | mean load | ranking (s) | "
+                 "pseudo-labelling (s) |", "|---|---|---|---|---|---|---|"]
+        for method, trainer, state, phases in rows:
+            lines.append(f"| {method} | {trainer} | {state.get('train_seconds')} | {len(state.get('attempts', []))} | "
+                         f"{', '.join(str(a['mean_load']) for a in state.get('attempts', []))} | "
+                         f"{phases.get('ranking_s', '-')} | {phases.get('pseudo_labelling_s', '-')} |")
+        report = "\n".join(lines) + "\n"
+        with open(os.path.join(self.work, "results.md"), "w") as f:
+            f.write(report)
+        with open(os.path.join(self.work, "results.json"), "w") as f:
+            json.dump({"setup": s.__dict__, "seed": self.seed, "hardware": _hardware(),
+                       "mean": {m: r["mean"] for m, r in results.items()},
+                       "mean_per_class": {m: r["mean_per_class"] for m, r in results.items()},
+                       "timings": {m: {"train_seconds": st.get("train_seconds"), **ph} for m, _, st, ph in rows}},
+                      f, indent=1, default=str)
+        print(report, flush=True)
+        return report
+
+
+def main(make_setup: Callable[[str, str], BenchmarkSetup], labelled_keys: Sequence[str], profiles: Sequence[str],
+         description: str, argv: Optional[List[str]] = None) -> None:
+    """Command line shared by the dataset scripts: labelled subsets, profile, methods, seed, work folder."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--labelled", nargs="+", default=list(labelled_keys), choices=list(labelled_keys))
+    parser.add_argument("--profile", default=profiles[0], choices=list(profiles),
+                        help=f"budget and configuration (default {profiles[0]})")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", default=None,
+                        help="work folder (default /tmp/dualunc_bench/<dataset>_<profile>_seed<seed>/<subset>)")
+    parser.add_argument("--np", type=int, default=2, help="processes for preprocessing and evaluation")
+    parser.add_argument("--da", type=int, default=2, help="nnUNet_n_proc_DA while training")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    for key in args.labelled:
+        setup = make_setup(key, args.profile)
+        root = args.work or os.path.join("/tmp/dualunc_bench", f"{setup.dataset_name}_{args.profile}_seed{args.seed}")
+        BenchmarkRun(setup, os.path.join(root, key), args.seed, args.np, args.da).run(args.methods)

@@ -1,0 +1,76 @@
+"""Where a training run's wall-clock went, read from nnU-Net's training_log_*.txt files of one fold folder.
+
+A resumed run writes one log per attempt; all are read. Reported (seconds): the whole run (first to last line of
+each log, summed), epochs per phase (nnU-Net's 'Epoch time' lines), the ranking (Eq. 1), the pseudo-labelling
+rounds, nnU-Net's final validation, and the share of ranking + pseudo-labelling in the whole run.
+"""
+import glob
+import os
+import re
+import sys
+from datetime import datetime
+from typing import Dict, List, Tuple
+
+_LINE = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d+): (.*)$")
+
+
+def read_events(log_file: str) -> List[Tuple[datetime, str]]:
+    events = []
+    with open(log_file) as f:
+        for line in f:
+            match = _LINE.match(line.rstrip("\n"))
+            if match:
+                events.append((datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S.%f"), match[2].strip()))
+    return events
+
+
+def _span(events, start: int, end_pattern: str) -> float:
+    """Seconds from events[start] to the next event matching end_pattern (0 if the run stopped before it)."""
+    for t, text in events[start + 1:]:
+        if re.search(end_pattern, text):
+            return (t - events[start][0]).total_seconds()
+    return 0.0
+
+
+def schedule_from_log(fold_folder: str) -> Dict[str, int]:
+    """Epochs per phase, from the 'Self-training schedule: pre-train P, stage 1 S1, stage 2 S2 epochs' line."""
+    for log in sorted(glob.glob(os.path.join(fold_folder, "training_log_*.txt"))):
+        for _, text in read_events(log):
+            match = re.search(r"pre-train (\d+), stage 1 (\d+), stage 2 (\d+) epochs", text)
+            if match:
+                return dict(zip(("pretrain", "stage1", "stage2"), map(int, match.groups())))
+    raise ValueError(f"No self-training schedule line in the training logs of {fold_folder}")
+
+
+def phase_timings(fold_folder: str) -> Dict[str, float]:
+    logs = sorted(glob.glob(os.path.join(fold_folder, "training_log_*.txt")))
+    result: Dict[str, float] = {"run_s": 0.0, "ranking_s": 0.0, "pseudo_labelling_s": 0.0,
+                                "final_validation_s": 0.0}
+    for log in logs:
+        events = read_events(log)
+        if not events:
+            continue
+        result["run_s"] += (events[-1][0] - events[0][0]).total_seconds()
+        phase = "pretrain"
+        for i, (_, text) in enumerate(events):
+            entered = re.search(r"entering phase '(\w+)'", text)
+            if entered:
+                phase = entered[1]
+            elif text.startswith("ranking ") and "unlabelled cases with snapshots" in text:
+                result["ranking_s"] += _span(events, i, r"^ranking written")
+            elif text.startswith("pseudo-labelling "):
+                result["pseudo_labelling_s"] += _span(events, i, r"pseudo-labelled cases in use")
+            elif text.startswith("Epoch time:"):
+                key = f"epochs_{phase}_s"
+                result[key] = result.get(key, 0.0) + float(text.split()[2])
+            elif text.startswith("Training done"):
+                result["final_validation_s"] += _span(events, i, r"Mean Validation Dice")
+    if result["run_s"]:
+        result["ranking_and_pseudo_labelling_share"] = \
+            (result["ranking_s"] + result["pseudo_labelling_s"]) / result["run_s"]
+    return {k: round(v, 4 if k.endswith("share") else 1) for k, v in result.items()}
+
+
+if __name__ == "__main__":
+    for folder in sys.argv[1:]:
+        print(folder, phase_timings(folder))
