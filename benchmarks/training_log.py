@@ -1,7 +1,8 @@
 """Where a training run's wall-clock went, read from nnU-Net's training_log_*.txt files of one fold folder.
 
 A resumed run writes one log per attempt; all are read. Reported (seconds): the whole run (first to last line of
-each log, summed), epochs per phase (nnU-Net's 'Epoch time' lines), the ranking (Eq. 1), the pseudo-labelling
+each log, summed), epochs per phase (nnU-Net's 'Epoch time' lines, less the ranking and pseudo-labelling that
+run at the start of a phase's first epoch), the ranking (Eq. 1), the pseudo-labelling
 rounds, nnU-Net's final validation, and the share of ranking + pseudo-labelling in the whole run.
 """
 import glob
@@ -52,17 +53,23 @@ def phase_timings(fold_folder: str) -> Dict[str, float]:
             continue
         result["run_s"] += (events[-1][0] - events[0][0]).total_seconds()
         phase = "pretrain"
+        inside_epoch = 0.0  # ranking/pseudo-labelling run at an epoch's start, inside nnU-Net's 'Epoch time'
         for i, (_, text) in enumerate(events):
             entered = re.search(r"entering phase '(\w+)'", text)
             if entered:
                 phase = entered[1]
             elif text.startswith("ranking ") and "unlabelled cases with snapshots" in text:
-                result["ranking_s"] += _span(events, i, r"^ranking written")
+                seconds = _span(events, i, r"^ranking written")
+                result["ranking_s"] += seconds
+                inside_epoch += seconds
             elif text.startswith("pseudo-labelling "):
-                result["pseudo_labelling_s"] += _span(events, i, r"pseudo-labelled cases in use")
+                seconds = _span(events, i, r"pseudo-labelled cases in use")
+                result["pseudo_labelling_s"] += seconds
+                inside_epoch += seconds
             elif text.startswith("Epoch time:"):
                 key = f"epochs_{phase}_s"
-                result[key] = result.get(key, 0.0) + float(text.split()[2])
+                result[key] = result.get(key, 0.0) + float(text.split()[2]) - inside_epoch
+                inside_epoch = 0.0
             elif text.startswith("Training done"):
                 result["final_validation_s"] += _span(events, i, r"Mean Validation Dice")
     if result["run_s"]:

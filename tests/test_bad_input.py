@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import replace
 from os.path import join
 
@@ -372,3 +373,35 @@ def test_impossible_reliable_fraction_is_refused_before_pre_training(planned_wor
     trainer_class = type("nnUNetTrainerDualUnc_badFraction", (_tiny_trainer_class(),), {"reliable_fraction": 0.0})
     with pytest.raises(ScheduleError, match=r"reliable_fraction = 0.0: it must be in \(0, 1\]"):
         _in_process_trainer(ws, trainer_class=trainer_class)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# multi-GPU (DDP): refused up front
+# ------------------------------------------------------------------------------------------------------------------
+def test_ddp_training_is_refused_when_the_trainer_is_built(planned_workspace, tmp_path):
+    """nnUNetv2_train -num_gpus N builds the trainer inside an initialised process group (nnU-Net's is_ddp). A
+    one-process gloo group on the CPU reproduces that state; the trainer must refuse before any work."""
+    ws = planned_workspace
+    script = f"""
+import os, torch, torch.distributed as dist
+os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT="29533")
+dist.init_process_group("gloo", rank=0, world_size=1)
+from batchgenerators.utilities.file_and_folder_operations import load_json, join
+from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
+folder = {join(_preprocessed(ws))!r}
+plans = dict(load_json(join(folder, "nnUNetPlans.json")), continue_training=False)
+try:
+    nnUNetTrainerDualUnc(plans, "2d", 0, load_json(join(folder, "dataset.json")), torch.device("cpu"))
+except RuntimeError as e:
+    print("REFUSED:", e)
+dist.destroy_process_group()
+"""
+    env = dict(ws.env, nnUNet_results=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
+                          cwd=str(tmp_path))
+    assert "REFUSED: nnUNetTrainerDualUnc does not support multi-GPU training (-num_gpus > 1)" in proc.stdout, \
+        proc.stdout + proc.stderr
+    assert "Train with a single GPU" in proc.stdout
+    written = [join(root, f) for root, _, files in os.walk(tmp_path) for f in files]
+    # nnU-Net's own __init__ has opened its training log by then; nothing else (no checkpoint, no data) is written
+    assert [os.path.basename(f)[:len("training_log_")] for f in written] == ["training_log_"]

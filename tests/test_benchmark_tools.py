@@ -19,20 +19,20 @@ LOG = """\
 2026-11-25 10:00:10.000000: Epoch time: 10.0 s
 2026-11-25 10:00:10.500000: Epoch 1
 2026-11-25 10:00:20.000000: Epoch time: 9.0 s
-2026-11-25 10:00:20.000000: === Algorithm 1: entering phase 'stage1' at epoch 2 ===
+2026-11-25 10:00:20.500000: Epoch 2
+2026-11-25 10:00:20.600000: === Algorithm 1: entering phase 'stage1' at epoch 2 ===
 2026-11-25 10:00:21.000000: ranking 4 unlabelled cases with snapshots [1, 2]
 2026-11-25 10:00:25.000000: ranking written to /x/unlabelled_ranking.tsv
 2026-11-25 10:00:25.000000: pseudo-labelling 2 cases with the weights after epoch 2
 2026-11-25 10:00:27.000000: phase 'stage1': 2 pseudo-labelled cases in use
-2026-11-25 10:00:27.500000: Epoch 2
-2026-11-25 10:00:47.000000: Epoch time: 20.0 s
+2026-11-25 10:00:47.000000: Epoch time: 26.0 s
 """
 LOG_RESUMED = """\
+2026-11-25 11:00:00.000000: Epoch 3
 2026-11-25 11:00:00.000000: === Algorithm 1: entering phase 'stage2' at epoch 3 ===
 2026-11-25 11:00:00.000000: pseudo-labelling 4 cases with the weights after epoch 3
 2026-11-25 11:00:03.000000: phase 'stage2': 4 pseudo-labelled cases in use
-2026-11-25 11:00:03.500000: Epoch 3
-2026-11-25 11:00:25.000000: Epoch time: 21.0 s
+2026-11-25 11:00:25.000000: Epoch time: 24.0 s
 2026-11-25 11:00:26.000000: Training done.
 2026-11-25 11:00:36.000000: Mean Validation Dice:  0.5
 """
@@ -50,6 +50,7 @@ def test_phase_timings_add_up_over_resumed_logs(fold):
     t = phase_timings(fold)
     assert t["run_s"] == 47.0 + 36.0
     assert t["ranking_s"] == 4.0 and t["pseudo_labelling_s"] == 2.0 + 3.0
+    # the ranking and pseudo-labelling at a phase's first epoch are not counted as that epoch's training
     assert t["epochs_pretrain_s"] == 19.0 and t["epochs_stage1_s"] == 20.0 and t["epochs_stage2_s"] == 21.0
     assert t["final_validation_s"] == 10.0
     assert t["ranking_and_pseudo_labelling_share"] == pytest.approx(9.0 / 83.0, abs=1e-4)
