@@ -17,7 +17,7 @@ import numpy as np
 from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
 from nnunetv2.training.dataloading.nnunet_dataset import comp_blosc2_params, nnUNetDatasetBlosc2
 
-from nnunetv2_dualunc.data.checks import describe_problems, unreadable_cases
+from nnunetv2_dualunc.data.checks import CASE_FILE_SUFFIXES, describe_problems, unreadable_cases
 
 MANIFEST_FILE = "manifest.json"
 _STAGING_PREFIX = ".writing_"
@@ -64,7 +64,7 @@ def write_pseudo_labelled_case(folder: str, identifier: str, data: np.ndarray, p
     os.makedirs(staging)
     nnUNetDatasetBlosc2.save_case(data, pseudo_label, properties, os.path.join(staging, identifier),
                                   chunks=chunks, blocks=blocks, chunks_seg=chunks_seg, blocks_seg=blocks_seg)
-    for suffix in (".b2nd", "_seg.b2nd", ".pkl"):  # .pkl last: its presence marks the case complete
+    for suffix in CASE_FILE_SUFFIXES:  # .pkl last: its presence marks the case complete
         os.replace(os.path.join(staging, identifier + suffix), os.path.join(folder, identifier + suffix))
     os.rmdir(staging)
 

@@ -34,15 +34,13 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from nnunetv2.utilities.utils import (create_paths_fn, get_filenames_of_train_images_and_targets,
                                       get_identifiers_from_splitted_dataset_folder)
 
-from nnunetv2_dualunc.data.checks import describe_problems, unreadable_cases
+from nnunetv2_dualunc.data.checks import CASE_FILE_SUFFIXES, describe_problems, unreadable_cases
 
 UNLABELLED_IMAGES_FOLDER = "imagesUnlabeled"
 UNLABELLED_FOLDER_SUFFIX = "_unlabelled"
 # Prefix of the per-case scratch folders inside the output folder. Hidden, so neither nnU-Net's
 # nnUNetDatasetBlosc2.get_identifiers nor load_unlabelled_identifiers ever sees a half-written case.
 PARTIAL_CASE_PREFIX = ".partial_"
-# Files of one stored case, in the order they are moved into place: the .pkl last marks the case complete.
-_CASE_FILE_SUFFIXES = (".b2nd", "_seg.b2nd", ".pkl")
 _CHANNEL_SUFFIX = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 _MAX_LISTED_PROBLEMS = 30
 _PREPROCESS_CLI = "nnunetv2_dualunc preprocess-unlabelled -d DATASET -c CONFIGURATION"
@@ -212,7 +210,7 @@ def unlabelled_preprocessed_folder(preprocessed_dataset_folder_base: str, data_i
 
 
 def _is_complete_case(folder: str, case_id: str) -> bool:
-    return all(isfile(join(folder, case_id + s)) for s in _CASE_FILE_SUFFIXES)
+    return all(isfile(join(folder, case_id + s)) for s in CASE_FILE_SUFFIXES)
 
 
 def load_unlabelled_identifiers(folder: str) -> List[str]:
@@ -292,7 +290,7 @@ class _UnlabelledCaseWriter:
             nnUNetDatasetBlosc2.save_case(data, seg, properties, join(scratch, case_id),
                                           chunks=chunk_data, blocks=block_data,
                                           chunks_seg=chunk_seg, blocks_seg=block_seg)
-            for suffix in _CASE_FILE_SUFFIXES:  # .pkl last: it marks the case complete
+            for suffix in CASE_FILE_SUFFIXES:  # .pkl last: it marks the case complete
                 os.replace(join(scratch, case_id + suffix), join(self.output_folder, case_id + suffix))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
