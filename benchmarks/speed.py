@@ -48,8 +48,11 @@ def _synthetic_batch(trainer, batch_size: int) -> dict:
 
 
 def measure_one(trainer_class_name: str, dataset: str, configuration: str, phase: Optional[str], iterations: int,
-                warmup: int, device_name: str) -> Dict[str, float]:
-    """Time `iterations` train_steps of one trainer in this process."""
+                warmup: int, device_name: str, steps_before_phase: int = 0) -> Dict[str, float]:
+    """Time `iterations` train_steps of one trainer in this process (after `warmup` untimed ones).
+
+    steps_before_phase: train_steps in pre-training before `phase` starts, as in a real run; under torch.compile the
+    phase's first step then pays the recompilation for the larger batch (reported as first_step_s)."""
     import itertools
 
     import torch
@@ -58,24 +61,36 @@ def measure_one(trainer_class_name: str, dataset: str, configuration: str, phase
     from nnunetv2_dualunc.method.schedule import Phase
 
     device = torch.device(device_name)
+
+    def synchronize() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     trainer = get_trainer_from_args(dataset, configuration, 0, trainer_class_name, "nnUNetPlans", device=device)
     trainer.initialize()
     batch_size = trainer.configuration_manager.batch_size
     batch = _synthetic_batch(trainer, batch_size)
+    trainer.network.train()
     samples = batch_size
     if phase is not None:
+        trainer.active_phase = Phase("pretrain")
+        for _ in range(steps_before_phase):
+            trainer.train_step(batch)
         trainer.active_phase = Phase(phase)
         if trainer.active_phase.uses_unlabelled:
             trainer.dataloader_unlabelled = itertools.repeat(_synthetic_batch(trainer, batch_size))
             samples = 2 * batch_size
-    trainer.network.train()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    synchronize()
+    first_step_started = time.perf_counter()
     for i in range(warmup + iterations):
+        if i == 1:
+            synchronize()
+            first_step_s = time.perf_counter() - first_step_started
         if i == warmup:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            synchronize()
             start = time.perf_counter()
         trainer.train_step(batch)
     if device.type == "cuda":
@@ -83,7 +98,8 @@ def measure_one(trainer_class_name: str, dataset: str, configuration: str, phase
     seconds = (time.perf_counter() - start) / iterations
     result = {"trainer": trainer_class_name, "phase": phase or "-", "batch_size": batch_size,
               "samples_per_iteration": samples, "s_per_iteration": seconds, "samples_per_s": samples / seconds,
-              "s_per_sample": seconds / samples,
+              "s_per_sample": seconds / samples, "first_step_s": round(first_step_s, 3),
+              "steps_before_phase": steps_before_phase if phase is not None else 0,
               "patch_size": list(trainer.configuration_manager.patch_size)}
     if device.type == "cuda":
         result["peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
@@ -123,42 +139,52 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--fold-folder", default=None, help="fold_0 of a finished DualUnc run (ranking share)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the networks (nnU-Net's default on a GPU; the default here is off, so that "
+                             "short timings are not dominated by compilation); a stage is then timed after "
+                             "pre-training steps, as in a real run")
+    parser.add_argument("--runs", nargs="+", default=None, metavar="TRAINER:PHASE",
+                        help="subset of the runs, e.g. nnUNetTrainerDualUnc:stage2 nnUNetTrainer:-")
     parser.add_argument("--one", nargs=2, metavar=("TRAINER", "PHASE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
         trainer, phase = args.one
         print("RESULT " + json.dumps(measure_one(trainer, args.d, args.c, None if phase == "-" else phase,
-                                                 args.iterations, args.warmup, args.device)), flush=True)
+                                                 args.iterations, args.warmup, args.device,
+                                                 steps_before_phase=3 if args.compile else 0)), flush=True)
         return
 
     env = dict(os.environ, nnUNet_raw=os.path.join(args.work, "nnUNet_raw"),
                nnUNet_preprocessed=os.path.join(args.work, "nnUNet_preprocessed"),
-               nnUNet_results=os.path.join(args.work, "speed_results"), nnUNet_compile="false")
+               nnUNet_results=os.path.join(args.work, "speed_results"),
+               nnUNet_compile="true" if args.compile else "false")
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from nnunetv2_dualunc.cli import trainer_path
+    from nnunetv2_dualunc.demo import external_trainer_folder  # installed, else the source checkout
 
-    env["nnUNet_extTrainer"] = trainer_path()
+    env["nnUNet_extTrainer"] = external_trainer_folder()
     runs = [("nnUNetTrainer", "-"), ("nnUNetTrainerDualUnc", "pretrain"), ("nnUNetTrainerDualUnc", "stage2")]
+    if args.runs:
+        runs = [tuple(run.split(":")) for run in args.runs]
     results = []
     for trainer, phase in runs:
         out = subprocess.run([sys.executable, os.path.abspath(__file__), "-d", args.d, "-c", args.c, "--work",
                               args.work, "--iterations", str(args.iterations), "--warmup", str(args.warmup),
-                              "--device", args.device, "--one", trainer, phase],
+                              "--device", args.device, "--one", trainer, phase] + (["--compile"] if args.compile else []),
                              env=env, capture_output=True, text=True)
         lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
         if out.returncode != 0 or not lines:
             raise SystemExit(f"{trainer} ({phase}) failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
         results.append(json.loads(lines[-1][len("RESULT "):]))
         print(json.dumps(results[-1]), flush=True)
-    plain = results[0]
+    plain = [r for r in results if r["trainer"] == "nnUNetTrainer"]
     summary = {"device": args.device, "configuration": args.c, "dataset": args.d, "iterations": args.iterations,
-               "load_average": os.getloadavg(), "runs": results,
+               "torch_compile": args.compile, "load_average": os.getloadavg(), "runs": results,
                "per_sample_cost_ratio": {f"{r['trainer']}:{r['phase']}": round(r["s_per_sample"] /
-                                                                               plain["s_per_sample"], 3)
-                                         for r in results[1:]}}
+                                                                               plain[0]["s_per_sample"], 3)
+                                         for r in results if plain and r is not plain[0]}}
     if args.fold_folder:
         summary["ranking_share"] = ranking_share(args.fold_folder)
-    out_file = os.path.join(args.work, f"speed_{args.c}_{args.device}.json")
+    out_file = os.path.join(args.work, f"speed_{args.c}_{args.device}{'_compiled' if args.compile else ''}.json")
     with open(out_file, "w") as f:
         json.dump(summary, f, indent=1)
     print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=1))

@@ -26,7 +26,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCHMARK_TRAINERS = os.path.join(REPO, "benchmarks", "ext_trainers")
 sys.path.insert(0, BENCHMARK_TRAINERS)
 
-from benchmark_trainers import METHODS, PROFILES, SEED_VARIABLE, trainer_name  # noqa: E402
+from benchmark_trainers import METHODS, PAPER_METHODS, PROFILES, SEED_VARIABLE, trainer_name  # noqa: E402
 
 from nnunetv2_dualunc.demo import console_script, nnunet_environment  # noqa: E402
 from nnunetv2_dualunc.evaluation.evaluate_folders import evaluate_folders, markdown_table  # noqa: E402
@@ -267,7 +267,7 @@ def main(make_setup: Callable[[str, str], BenchmarkSetup], labelled_keys: Sequen
     parser.add_argument("--labelled", nargs="+", default=list(labelled_keys), choices=list(labelled_keys))
     parser.add_argument("--profile", default=profiles[0], choices=list(profiles),
                         help=f"budget and configuration (default {profiles[0]})")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--methods", nargs="+", default=list(PAPER_METHODS), choices=list(METHODS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default=None,
                         help="work folder (default /tmp/dualunc_bench/<dataset>_<profile>_seed<seed>/<subset>)")

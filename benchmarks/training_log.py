@@ -3,7 +3,8 @@
 A resumed run writes one log per attempt; all are read. Reported (seconds): the whole run (first to last line of
 each log, summed), epochs per phase (nnU-Net's 'Epoch time' lines, less the ranking and pseudo-labelling that
 run at the start of a phase's first epoch), the ranking (Eq. 1), the pseudo-labelling
-rounds, nnU-Net's final validation, and the share of ranking + pseudo-labelling in the whole run.
+rounds, nnU-Net's final validation, and the share of ranking + pseudo-labelling in the whole run;
+`epoch_s` lists each phase's epoch durations in order (the same net figures), e.g. to skip torch.compile's first epoch.
 """
 import glob
 import os
@@ -47,6 +48,7 @@ def phase_timings(fold_folder: str) -> Dict[str, float]:
     logs = sorted(glob.glob(os.path.join(fold_folder, "training_log_*.txt")))
     result: Dict[str, float] = {"run_s": 0.0, "ranking_s": 0.0, "pseudo_labelling_s": 0.0,
                                 "final_validation_s": 0.0}
+    epoch_s: Dict[str, List[float]] = {}
     for log in logs:
         events = read_events(log)
         if not events:
@@ -67,15 +69,16 @@ def phase_timings(fold_folder: str) -> Dict[str, float]:
                 result["pseudo_labelling_s"] += seconds
                 inside_epoch += seconds
             elif text.startswith("Epoch time:"):
-                key = f"epochs_{phase}_s"
-                result[key] = result.get(key, 0.0) + float(text.split()[2]) - inside_epoch
+                seconds = float(text.split()[2]) - inside_epoch
+                result[f"epochs_{phase}_s"] = result.get(f"epochs_{phase}_s", 0.0) + seconds
+                epoch_s.setdefault(phase, []).append(round(seconds, 2))
                 inside_epoch = 0.0
             elif text.startswith("Training done"):
                 result["final_validation_s"] += _span(events, i, r"Mean Validation Dice")
     if result["run_s"]:
         result["ranking_and_pseudo_labelling_share"] = \
             (result["ranking_s"] + result["pseudo_labelling_s"]) / result["run_s"]
-    return {k: round(v, 4 if k.endswith("share") else 1) for k, v in result.items()}
+    return {**{k: round(v, 4 if k.endswith("share") else 1) for k, v in result.items()}, "epoch_s": epoch_s}
 
 
 if __name__ == "__main__":

@@ -185,9 +185,9 @@ def synthetic_case(seed: int, split: str, index: int,
     return _render_image(rng, seg, distractor), seg
 
 
-def _write_nifti(array: np.ndarray, filename: str) -> None:
+def _write_nifti(array: np.ndarray, filename: str, spacing_zyx: Sequence[float] = SPACING_ZYX) -> None:
     image = sitk.GetImageFromArray(array)
-    image.SetSpacing(tuple(reversed(SPACING_ZYX)))  # SimpleITK spacing is (x, y, z)
+    image.SetSpacing(tuple(float(s) for s in reversed(spacing_zyx)))  # SimpleITK spacing is (x, y, z)
     sitk.WriteImage(image, filename, useCompression=True)
 
 
@@ -196,8 +196,11 @@ def write_synthetic_dataset(raw_root: str, dataset_id: int = DATASET_ID,
                             n_unlabelled: int = DEMO_PRESET["n_unlabelled"],
                             n_test: int = DEMO_PRESET["n_test"],
                             shape: Tuple[int, int, int] = DEMO_PRESET["shape"],
-                            seed: int = 0) -> str:
+                            seed: int = 0, spacing_zyx: Sequence[float] = SPACING_ZYX) -> str:
     """Write the synthetic semi-supervised dataset in nnU-Net raw format and return its folder.
+
+    spacing_zyx sets the voxel spacing in mm (the shapes are drawn in voxels): benchmarks use it to mimic a real
+    dataset's geometry, so that nnU-Net plans the same patch and network for the synthetic copy.
 
     Layout under raw_root/DatasetXXX_SyntheticSSL: imagesTr + labelsTr (labelled), imagesUnlabeled (images only,
     read by the DualUnc trainer), imagesTs + labelsTs (held-out test cases; their references stay out of
@@ -219,9 +222,10 @@ def write_synthetic_dataset(raw_root: str, dataset_id: int = DATASET_ID,
             os.makedirs(os.path.join(folder, label_folder), exist_ok=True)
         for index, identifier in enumerate(_case_identifiers(prefix, n)):
             image, seg = synthetic_case(seed, split, index, shape)
-            _write_nifti(image, os.path.join(folder, image_folder, identifier + CHANNEL_SUFFIX + FILE_ENDING))
+            _write_nifti(image, os.path.join(folder, image_folder, identifier + CHANNEL_SUFFIX + FILE_ENDING),
+                         spacing_zyx)
             if label_folder is not None:
-                _write_nifti(seg, os.path.join(folder, label_folder, identifier + FILE_ENDING))
+                _write_nifti(seg, os.path.join(folder, label_folder, identifier + FILE_ENDING), spacing_zyx)
     dataset_json = {
         "name": dataset_name(dataset_id),
         "description": "Synthetic semi-supervised segmentation task: organ, surrounding wall and a separate "
@@ -236,6 +240,7 @@ def write_synthetic_dataset(raw_root: str, dataset_id: int = DATASET_ID,
         "numTest": n_test,
         "synthetic_seed": seed,
         "synthetic_shape_zyx": list(shape),
+        "synthetic_spacing_zyx": [float(s) for s in spacing_zyx],
     }
     with open(os.path.join(folder, "dataset.json"), "w") as f:
         json.dump(dataset_json, f, indent=4)
@@ -418,8 +423,11 @@ def format_dice_table(results: Dict[str, dict], labels: Optional[Dict[str, int]]
 
 def run_demo(output_dir: str, seed: int = 0, methods: Sequence[str] = DEMO_METHODS,
              dataset_preset: Optional[dict] = None, dataset_id: int = DATASET_ID, num_processes: int = 2,
-             verbose: bool = False) -> dict:
+             verbose: bool = False, device: str = "cpu") -> dict:
     """Write the synthetic dataset, plan + preprocess, train and predict each method with nnU-Net, score Dice.
+
+    device is passed to nnUNetv2_train/-predict ("cpu" or "cuda"); on cuda nnU-Net's background augmentation
+    workers are kept (on a 2-core CPU they cost more than they save, so the CPU demo runs augmentation in-process).
 
     Re-running on the same output_dir resumes: finished steps are skipped, interrupted training continues
     from its latest checkpoint. Writes dice_results.json and dice_table.md into output_dir and returns
@@ -466,18 +474,18 @@ def run_demo(output_dir: str, seed: int = 0, methods: Sequence[str] = DEMO_METHO
     finish("plan_and_preprocess", started)
 
     # data augmentation in the training process itself: worker processes cost more than they save on 2 cores
-    train_env = dict(env, nnUNet_n_proc_DA="0")
+    train_env = dict(env, nnUNet_n_proc_DA="0") if device == "cpu" else env
     results = {}
     for method in methods:
         trainer_folder = _trainer_output_folder(env["nnUNet_results"], method, dataset_id)
         checkpoint = os.path.join(trainer_folder, "checkpoint_final.pth")
         started = time.time()
-        clock.header(f"Training {method} ({CONFIGURATION}, fold {FOLD}, CPU)")
+        clock.header(f"Training {method} ({CONFIGURATION}, fold {FOLD}, {device})")
         if os.path.isfile(checkpoint):
             clock.say("already trained (checkpoint_final.pth exists)")
         else:
             command = [console_script("nnUNetv2_train"), str(dataset_id), CONFIGURATION, FOLD, "-tr", method,
-                       "-device", "cpu"]
+                       "-device", device]
             if any(os.path.isfile(os.path.join(trainer_folder, f"checkpoint_{kind}.pth"))
                    for kind in ("latest", "best")):
                 clock.say("found an interrupted training: continuing it (--c)")
@@ -494,7 +502,7 @@ def run_demo(output_dir: str, seed: int = 0, methods: Sequence[str] = DEMO_METHO
             clock.say("already predicted")
         else:
             _run_logged([console_script("nnUNetv2_predict"), "-i", test_images, "-o", prediction_dir,
-                         "-d", str(dataset_id), "-c", CONFIGURATION, "-f", FOLD, "-tr", method, "-device", "cpu",
+                         "-d", str(dataset_id), "-c", CONFIGURATION, "-f", FOLD, "-tr", method, "-device", device,
                          "--disable_tta", "-npp", "1", "-nps", "1", "--disable_progress_bar"],
                         env, os.path.join(output_dir, "logs", f"predict_{method}.log"), clock, verbose)
         finish(f"predict_{method}", started)
@@ -529,8 +537,10 @@ def demo_entry(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--methods", nargs="+", default=list(DEMO_METHODS),
                         help=f"nnU-Net trainer classes to compare. Default: {' '.join(DEMO_METHODS)}")
     parser.add_argument("--verbose", action="store_true", help="Show all nnU-Net output, not only progress lines.")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="Train and predict on this device (nnU-Net's -device). Default: cpu")
     args = parser.parse_args(argv)
-    run_demo(args.output_dir, seed=args.seed, methods=args.methods, verbose=args.verbose)
+    run_demo(args.output_dir, seed=args.seed, methods=args.methods, verbose=args.verbose, device=args.device)
     return 0
 
 

@@ -53,6 +53,7 @@ def test_phase_timings_add_up_over_resumed_logs(fold):
     # the ranking and pseudo-labelling at a phase's first epoch are not counted as that epoch's training
     assert t["epochs_pretrain_s"] == 19.0 and t["epochs_stage1_s"] == 20.0 and t["epochs_stage2_s"] == 21.0
     assert t["final_validation_s"] == 10.0
+    assert t["epoch_s"] == {"pretrain": [10.0, 9.0], "stage1": [20.0], "stage2": [21.0]}
     assert t["ranking_and_pseudo_labelling_share"] == pytest.approx(9.0 / 83.0, abs=1e-4)
     assert schedule_from_log(fold) == {"pretrain": 2, "stage1": 1, "stage2": 1}
 
@@ -77,3 +78,38 @@ def test_every_profile_gives_each_method_the_same_number_of_gradient_steps():
         assert trainers["self_training"].stage1_epochs == 0
         assert (trainers["dualunc"].pretrain_epochs, trainers["dualunc"].stage1_epochs,
                 trainers["dualunc"].stage2_epochs) == split
+
+
+def test_gpu_budget_keeps_dualunc_within_the_minutes_given():
+    import gpu_calibration
+
+    dualunc = {"s_per_step": {"pretrain": 0.1, "stage1": 0.2, "stage2": 0.2},
+               "timings": {"ranking_s": 50.0, "pseudo_labelling_s": 10.0}}
+    budget = gpu_calibration.step_budget(dualunc, {"s_per_step": {"pretrain": 0.05}}, minutes=10)
+    # half the steps in pre-training, a quarter in each stage: 0.15 s per step on average
+    assert budget["dualunc_max_steps"] in (3599, 3600)  # floor of (600 - 60) / 0.15, up to float rounding
+    assert budget["supervised_max_steps"] == int(600 / 0.05)
+    assert "incomplete" in gpu_calibration.step_budget({"s_per_step": {"pretrain": 0.1}, "timings": {}}, None, 10)
+
+
+def test_console_scripts_for_unpacked_wheels_run_only_as_main(tmp_path):
+    import subprocess
+
+    sys.path.insert(0, os.path.join(BENCHMARKS, "device"))
+    from make_console_scripts import write_console_scripts
+
+    (tmp_path / "fakepkg").mkdir()
+    (tmp_path / "fakepkg" / "__init__.py").write_text("")
+    (tmp_path / "fakepkg" / "cli.py").write_text("def main():\n    print('ran main')\n    return 3\n")
+    (tmp_path / "fakepkg-1.0.dist-info").mkdir()
+    (tmp_path / "fakepkg-1.0.dist-info" / "entry_points.txt").write_text(
+        "[console_scripts]\nFake_Tool = fakepkg.cli:main\n")
+    assert write_console_scripts(str(tmp_path)) == 1
+    script = tmp_path / "bin" / "Fake_Tool"  # the name's case is kept
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    run = subprocess.run([str(script)], env=env, capture_output=True, text=True)
+    assert run.returncode == 3 and run.stdout == "ran main\n"
+    # imported under another name (as spawned worker processes import the main module), it must not run
+    imported = subprocess.run([sys.executable, "-c", f"import runpy; runpy.run_path({str(script)!r}, run_name='w')"],
+                              env=env, capture_output=True, text=True)
+    assert imported.returncode == 0 and imported.stdout == ""

@@ -246,3 +246,51 @@ def test_network_without_encoder_and_decoder_is_rejected(monkeypatch):
     with pytest.raises(TypeError, match='PlainConvUNet.*Conv2d.*no .encoder/.decoder'):
         build_dual_decoder_network(plans_manager, plans_manager.get_configuration('2d'), 1, NUM_CLASSES)
 
+
+
+def _conv_counts(decoder: InterpolationDecoder) -> list:
+    return [sum(isinstance(m, (nn.Conv2d, nn.Conv3d)) for m in stage.modules()) for stage in decoder.stages]
+
+
+@ALL_DIMS
+def test_lighter_aux_decoder_has_the_requested_depth_and_width_and_same_outputs(dim):
+    plans_manager = PlansManager(tiny_plans('PlainConvUNet', dim))
+    configuration = plans_manager.get_configuration(configuration_name(dim))
+    mirrored = build_dual_decoder_network(plans_manager, configuration, NUM_INPUT_CHANNELS, NUM_CLASSES, True)
+    light = build_dual_decoder_network(plans_manager, configuration, NUM_INPUT_CHANNELS, NUM_CLASSES, True,
+                                       aux_convs_per_stage=2, aux_width=0.5)
+    assert _conv_counts(mirrored.aux_decoder) == [1, 1]  # the tiny plans' n_conv_per_stage_decoder
+    assert _conv_counts(light.aux_decoder) == [2, 2]
+    # stage widths: half of the skips' 8 and 4 features; the main decoder keeps its own
+    assert [h.in_channels for h in light.aux_decoder.seg_layers] == [4, 2]
+    assert [h.in_channels for h in mirrored.aux_decoder.seg_layers] == [8, 4]
+    with torch.no_grad():
+        main, aux = light(random_input(dim), return_auxiliary=True)
+    assert [t.shape for t in aux] == [t.shape for t in main]
+
+
+def test_aux_width_outside_zero_to_one_is_rejected():
+    unet = build_plain('PlainConvUNet', 2, deep_supervision=False)
+    for width in (0.0, 1.5):
+        with pytest.raises(ValueError, match='width must be in'):
+            InterpolationDecoder(unet.encoder, NUM_CLASSES, 1, deep_supervision=False, width=width)
+
+
+def test_trainer_class_attributes_reach_the_network_nnunet_predictor_builds():
+    """nnU-Net's predictor calls build_network_architecture on the trainer class: the light variant's auxiliary
+    decoder must come out the same there as in training, or its checkpoints would not load."""
+    from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
+    from nnunetv2_dualunc.training.dualunc_light_aux import nnUNetTrainerDualUncLightAux
+
+    plans_manager = PlansManager(tiny_plans('PlainConvUNet', 2))
+    configuration = plans_manager.get_configuration('2d')
+    light = nnUNetTrainerDualUncLightAux.build_network_architecture(plans_manager, configuration, 1, NUM_CLASSES,
+                                                                    enable_deep_supervision=False)
+    full = nnUNetTrainerDualUnc.build_network_architecture(plans_manager, configuration, 1, NUM_CLASSES, False)
+    assert [h.in_channels for h in light.aux_decoder.seg_layers] == [4, 2]
+    assert [h.in_channels for h in full.aux_decoder.seg_layers] == [8, 4]
+    rebuilt = nnUNetTrainerDualUncLightAux.build_network_architecture(plans_manager, configuration, 1, NUM_CLASSES,
+                                                                      enable_deep_supervision=True)
+    rebuilt.load_state_dict(light.state_dict())  # strict
+    with pytest.raises(RuntimeError):
+        full.load_state_dict(light.state_dict())

@@ -178,9 +178,21 @@ def test_demo_entry_passes_arguments(monkeypatch):
     calls = []
     monkeypatch.setattr(demo, "run_demo", lambda output_dir, **kwargs: calls.append((output_dir, kwargs)))
     assert demo.demo_entry([]) == 0
-    assert demo.demo_entry(["--output-dir", "/tmp/x", "--seed", "3", "--methods", "nnUNetTrainer_demo"]) == 0
-    assert calls[0] == ("./dualunc_demo", {"seed": 0, "methods": list(demo.DEMO_METHODS), "verbose": False})
-    assert calls[1] == ("/tmp/x", {"seed": 3, "methods": ["nnUNetTrainer_demo"], "verbose": False})
+    assert demo.demo_entry(["--output-dir", "/tmp/x", "--seed", "3", "--methods", "nnUNetTrainer_demo",
+                            "--device", "cuda"]) == 0
+    assert calls[0] == ("./dualunc_demo", {"seed": 0, "methods": list(demo.DEMO_METHODS), "verbose": False,
+                                           "device": "cpu"})
+    assert calls[1] == ("/tmp/x", {"seed": 3, "methods": ["nnUNetTrainer_demo"], "verbose": False,
+                                   "device": "cuda"})
+
+
+def test_spacing_of_the_synthetic_dataset_can_mimic_a_real_one(tmp_path):
+    folder = write_synthetic_dataset(str(tmp_path), 994, n_labelled=1, n_unlabelled=1, n_test=0, shape=(2, 32, 40),
+                                     spacing_zyx=(10.0, 1.5, 1.25))
+    image = sitk.ReadImage(os.path.join(folder, "imagesTr", "syn_l_000_0000.nii.gz"))
+    label = sitk.ReadImage(os.path.join(folder, "labelsTr", "syn_l_000.nii.gz"))
+    assert image.GetSpacing() == label.GetSpacing() == (1.25, 1.5, 10.0)  # SimpleITK order: x, y, z
+    assert sitk.GetArrayFromImage(image).shape == (2, 32, 40)
 
 
 def test_demo_refuses_to_resume_a_folder_made_with_other_settings(tmp_path):

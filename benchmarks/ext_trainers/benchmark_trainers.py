@@ -16,6 +16,7 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
+from nnunetv2_dualunc.training.dualunc_light_aux import nnUNetTrainerDualUncLightAux
 from nnunetv2_dualunc.training.sample_sorting import nnUNetTrainerSelfTrainingSS
 from nnunetv2_dualunc.training.self_training import nnUNetTrainerSelfTraining
 
@@ -25,12 +26,16 @@ SEED_VARIABLE = "DUALUNC_BENCHMARK_SEED"
 PROFILES: Dict[str, Tuple[int, Tuple[int, int, int], int, int]] = {
     # ACDC 2d_cpu (3 mm, 128x128, 16->256, batch 8): 1500 steps; DualUnc ~45 min on 2 cores
     "acdcCPU": (30, (15, 8, 7), 50, 5),
-    # ACDC nnU-Net 2d on one H100-class GPU: 10,000 steps, sized for <= 25 min per method (to calibrate)
-    "acdcGPU": (40, (20, 10, 10), 250, 20),
+    # ACDC nnU-Net 2d on one H100-class GPU: 8,000 steps; DualUnc ~16 min on an H200 by the step times measured with
+    # benchmarks/gpu_calibration.py (docs/BENCHMARKS.md section 5), ~21 min on an H100 if it scales with bandwidth
+    "acdcGPU": (32, (16, 8, 8), 250, 20),
     # the paper: 200 epochs per phase
     "paper": (600, (200, 200, 200), 250, 50),
-    # Hippocampus 3d_fullres on 2 CPU cores: 500 steps
-    "hippoCPU": (20, (10, 5, 5), 25, 5),
+    # Hippocampus 3d_fullres on 2 CPU cores (batch 7, 40x56x40 patch: ~5.4 s per supervised step): 100 steps, sized
+    # for DualUnc's <= 30 min (its ranking and pseudo-labelling of 171 cases included)
+    "hippoCPU": (10, (6, 2, 2), 10, 2),
+    # benchmarks/gpu_calibration.py: long enough to time each phase (K = 5 snapshots need 5 pre-training epochs)
+    "gpuCal": (9, (5, 2, 2), 50, 5),
 }
 
 
@@ -80,9 +85,13 @@ def _semi_supervised(base: Type[nnUNetTrainerSelfTraining], profile: str) -> Typ
 
 
 METHODS = {"supervised": None, "self_training": nnUNetTrainerSelfTraining,
-           "sample_sorting": nnUNetTrainerSelfTrainingSS, "dualunc": nnUNetTrainerDualUnc}
+           "sample_sorting": nnUNetTrainerSelfTrainingSS, "dualunc": nnUNetTrainerDualUnc,
+           "dualunc_light_aux": nnUNetTrainerDualUncLightAux}
 TRAINER_BASE_NAMES = {"supervised": "nnUNetTrainer", "self_training": "nnUNetTrainerSelfTraining",
-                      "sample_sorting": "nnUNetTrainerSelfTrainingSS", "dualunc": "nnUNetTrainerDualUnc"}
+                      "sample_sorting": "nnUNetTrainerSelfTrainingSS", "dualunc": "nnUNetTrainerDualUnc",
+                      "dualunc_light_aux": "nnUNetTrainerDualUncLightAux"}
+#: the comparison of the paper's Table 3, run by default; the others on request (--methods)
+PAPER_METHODS = ("supervised", "self_training", "sample_sorting", "dualunc")
 
 
 def trainer_name(method: str, profile: str) -> str:

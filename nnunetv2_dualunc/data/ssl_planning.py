@@ -84,15 +84,22 @@ def plan_and_preprocess(dataset_id: int, configurations: Sequence[str] = ("2d", 
     _, plans_identifier = plan_experiment_dataset(dataset_id, planner, gpu_memory_target_in_gb,
                                                   overwrite_plans_name=overwrite_plans_name)
     if preprocess:
-        from nnunetv2.paths import nnUNet_preprocessed
-        from nnunetv2.utilities.dataset_name_id_conversion import convert_id_to_dataset_name
-
-        plans = load_json(join(nnUNet_preprocessed, convert_id_to_dataset_name(dataset_id), plans_identifier + ".json"))
-        configurations = [c for c in configurations if c in plans["configurations"]]
-        preprocess_dataset(dataset_id, plans_identifier, configurations, [num_processes] * len(configurations))
-        for configuration in configurations:
-            preprocess_unlabelled(dataset_id, configuration, plans_identifier, num_processes)
+        preprocess_labelled_and_unlabelled(dataset_id, plans_identifier, configurations, num_processes)
     return plans_identifier
+
+
+def preprocess_labelled_and_unlabelled(dataset_id: int, plans_identifier: str, configurations: Sequence[str],
+                                       num_processes: int = 4) -> None:
+    """nnU-Net's preprocessing of the labelled cases, then the same for the unlabelled ones, for each configuration
+    the plans hold (configurations the plans lack are skipped, as nnUNetv2_plan_and_preprocess does)."""
+    from nnunetv2.paths import nnUNet_preprocessed
+    from nnunetv2.utilities.dataset_name_id_conversion import convert_id_to_dataset_name
+
+    plans = load_json(join(nnUNet_preprocessed, convert_id_to_dataset_name(dataset_id), plans_identifier + ".json"))
+    configurations = [c for c in configurations if c in plans["configurations"]]
+    preprocess_dataset(dataset_id, plans_identifier, configurations, [num_processes] * len(configurations))
+    for configuration in configurations:
+        preprocess_unlabelled(dataset_id, configuration, plans_identifier, num_processes)
 
 
 def plan_and_preprocess_entry(argv: Optional[List[str]] = None) -> None:

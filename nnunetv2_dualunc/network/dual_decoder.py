@@ -9,7 +9,7 @@ The main path keeps the attribute names of the plain network (``encoder``, ``dec
 ``aux_decoder.*`` is an ordinary nnU-Net checkpoint.
 """
 from collections import OrderedDict
-from typing import List, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from dynamic_network_architectures.building_blocks.helper import convert_conv_op_to_dim
@@ -59,8 +59,13 @@ class InterpolationDecoder(nn.Module):
                  num_classes: int,
                  n_conv_per_stage: Union[int, Tuple[int, ...], List[int]],
                  deep_supervision: bool,
-                 nonlin_first: bool = False):
+                 nonlin_first: bool = False,
+                 width: float = 1.0):
+        """width scales each stage's feature count (1.0: as the main decoder). A narrower, shallower auxiliary
+        decoder costs less per step; the skips it concatenates keep the encoder's width."""
         super().__init__()
+        if not 0 < width <= 1:
+            raise ValueError(f'width must be in (0, 1], got {width}')
         missing = [a for a in _REQUIRED_ENCODER_ATTRIBUTES if not hasattr(encoder, a)]
         if missing:
             raise TypeError(f'InterpolationDecoder needs a dynamic_network_architectures-style encoder '
@@ -79,18 +84,20 @@ class InterpolationDecoder(nn.Module):
             kernel_sizes = [kernel_sizes] * n_stages_encoder
 
         upsamplers, stages, seg_layers = [], [], []
+        features_below = encoder.output_channels[-1]
         for s in range(1, n_stages_encoder):
-            features_below = encoder.output_channels[-s]
             features_skip = encoder.output_channels[-(s + 1)]
+            features = max(1, round(width * features_skip))
             kernel_size = kernel_sizes[-(s + 1)]
-            upsamplers.append(InterpolationUpsample(encoder.conv_op, features_below, features_skip, 1,
+            upsamplers.append(InterpolationUpsample(encoder.conv_op, features_below, features, 1,
                                                     encoder.conv_bias))
             stages.append(StackedConvBlocks(
-                n_conv_per_stage[s - 1], encoder.conv_op, 2 * features_skip, features_skip, kernel_size, 1,
+                n_conv_per_stage[s - 1], encoder.conv_op, features + features_skip, features, kernel_size, 1,
                 encoder.conv_bias, encoder.norm_op, encoder.norm_op_kwargs, encoder.dropout_op,
                 encoder.dropout_op_kwargs, encoder.nonlin, encoder.nonlin_kwargs, nonlin_first))
             # built for every stage regardless of deep_supervision so that weights load either way
-            seg_layers.append(encoder.conv_op(features_skip, num_classes, 1, 1, 0, bias=True))
+            seg_layers.append(encoder.conv_op(features, num_classes, 1, 1, 0, bias=True))
+            features_below = features
         self.upsamplers = nn.ModuleList(upsamplers)
         self.stages = nn.ModuleList(stages)
         self.seg_layers = nn.ModuleList(seg_layers)
@@ -153,9 +160,12 @@ def build_dual_decoder_network(plans_manager: PlansManager,
                                configuration_manager: ConfigurationManager,
                                num_input_channels: int,
                                num_output_channels: int,
-                               enable_deep_supervision: bool = True) -> DualDecoderUNet:
+                               enable_deep_supervision: bool = True,
+                               aux_convs_per_stage: Optional[int] = None,
+                               aux_width: float = 1.0) -> DualDecoderUNet:
     """Build the plain network exactly as nnUNetTrainer.build_network_architecture does, then attach an
-    interpolation decoder that mirrors its decoder's conv counts and is initialised like the plain network."""
+    interpolation decoder initialised like the plain network. By default it mirrors the main decoder (conv counts
+    and widths); aux_convs_per_stage / aux_width make it lighter."""
     unet = get_network_from_plans(
         configuration_manager.network_arch_class_name,
         configuration_manager.network_arch_init_kwargs,
@@ -174,9 +184,12 @@ def build_dual_decoder_network(plans_manager: PlansManager,
         raise KeyError(f"The plans configuration's architecture.arch_kwargs lacks 'n_conv_per_stage_decoder' (network "
                        f"{configuration_manager.network_arch_class_name}); the auxiliary decoder copies it from the "
                        f"main decoder. Add it to plans.json (one int per decoder stage).")
+    if aux_convs_per_stage is not None:
+        n_conv_per_stage_decoder = [aux_convs_per_stage] * (len(unet.encoder.output_channels) - 1)
     aux_decoder = InterpolationDecoder(
         unet.encoder, num_output_channels, n_conv_per_stage_decoder, enable_deep_supervision,
-        nonlin_first=bool(configuration_manager.network_arch_init_kwargs.get('nonlin_first', False)))
+        nonlin_first=bool(configuration_manager.network_arch_init_kwargs.get('nonlin_first', False)),
+        width=aux_width)
     aux_decoder.apply(unet.initialize if hasattr(unet, 'initialize') else InitWeights_He(1e-2))
     return DualDecoderUNet(unet, aux_decoder)
 

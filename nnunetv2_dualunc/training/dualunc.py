@@ -1,4 +1,6 @@
 """The full method: self-training + sample sorting + the dual-decoder uncertainty rectification (Eq. 2, 4)."""
+from typing import Optional
+
 import torch
 from torch import nn
 
@@ -15,14 +17,22 @@ class nnUNetTrainerDualUnc(nnUNetTrainerSelfTrainingSS):
       auxiliary decoder would make KL(main || aux) large everywhere and exp(-KL) would switch the pseudo-label
       loss off;
     - the rectified loss (Eq. 4) is applied at every deep-supervision scale with nnU-Net's scale weights;
-    - inference and the predictor use the main decoder only.
+    - inference and the predictor use the main decoder only;
+    - the auxiliary decoder mirrors the main one (conv counts, widths); aux_convs_per_stage / aux_width make it
+      lighter (nnUNetTrainerDualUncLightAux).
     """
 
-    @staticmethod
-    def build_network_architecture(plans_manager, configuration_manager, num_input_channels: int,
+    #: convolutions per auxiliary decoder stage (None: as the main decoder) and its width relative to the main one
+    aux_convs_per_stage: Optional[int] = None
+    aux_width: float = 1.0
+
+    @classmethod
+    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
                                    num_output_channels: int, enable_deep_supervision: bool = True) -> nn.Module:
+        # a classmethod, so nnU-Net's predictor (which calls it on the class) builds the same auxiliary decoder
         return build_dual_decoder_network(plans_manager, configuration_manager, num_input_channels,
-                                          num_output_channels, enable_deep_supervision)
+                                          num_output_channels, enable_deep_supervision,
+                                          aux_convs_per_stage=cls.aux_convs_per_stage, aux_width=cls.aux_width)
 
     def set_deep_supervision_enabled(self, enabled: bool):
         module = self._network_module()

@@ -1,0 +1,1 @@
+from nnunetv2_dualunc.training.dualunc_light_aux import nnUNetTrainerDualUncLightAux  # noqa: F401
