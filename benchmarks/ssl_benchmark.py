@@ -28,6 +28,7 @@ sys.path.insert(0, BENCHMARK_TRAINERS)
 
 from benchmark_trainers import METHODS, PAPER_METHODS, PROFILES, SEED_VARIABLE, trainer_name  # noqa: E402
 
+from nnunetv2_dualunc.atomic_files import atomic_write_json  # noqa: E402
 from nnunetv2_dualunc.demo import console_script, nnunet_environment  # noqa: E402
 from nnunetv2_dualunc.evaluation.evaluate_folders import evaluate_folders, markdown_table  # noqa: E402
 from training_log import phase_timings  # noqa: E402
@@ -115,10 +116,7 @@ class BenchmarkRun:
         return json.load(open(path)) if os.path.isfile(path) else {}
 
     def _save_state(self, name: str, state: dict) -> None:
-        tmp = self._state_file(name) + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(state, f, indent=1)
-        os.replace(tmp, self._state_file(name))
+        atomic_write_json(state, self._state_file(name), indent=1)
 
     def _run(self, args: Sequence[str], log_name: str, env: Optional[Dict[str, str]] = None) -> float:
         """Run a console script (log in logs/), return its wall-clock seconds; stop with the log's tail on failure."""
@@ -238,8 +236,8 @@ class BenchmarkRun:
                  f"{configuration.get('batch_size')} labelled (+ as many pseudo-labelled in stages), patch "
                  f"{configuration.get('patch_size')}, spacing {configuration.get('spacing')}",
                  f"- plans: {json.dumps(plans.get('dualunc_planning'))}",
-                 f"- evaluated: nnU-Net's final validation predictions of fold 0 (the validation cases' full volumes "
-                 f"in their original geometry) against their references", "",
+                 "- evaluated: nnU-Net's final validation predictions of fold 0 (the validation cases' full volumes "
+                 "in their original geometry) against their references", "",
                  markdown_table(results, s.label_names, TABLE_METRICS), "",
                  "| method | trainer | training wall-clock (s) | attempts | mean load | ranking (s) | "
                  "pseudo-labelling (s) |", "|---|---|---|---|---|---|---|"]

@@ -17,7 +17,6 @@ whole (a partial ``arch_kwargs`` would replace the parent's entirely). Then prep
 configuration: ``nnUNetv2_preprocess -d ID -c 2d_cpu`` and ``nnUNetv2_train ID 2d_cpu FOLD``.
 """
 import argparse
-import json
 import os
 from copy import deepcopy
 from os.path import isdir, isfile, join
@@ -27,6 +26,8 @@ import numpy as np
 from batchgenerators.utilities.file_and_folder_operations import load_json
 from nnunetv2.experiment_planning.experiment_planners.network_topology import get_pool_and_conv_props
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+from nnunetv2_dualunc.atomic_files import atomic_write_json
 
 # nnU-Net's planner stops pooling once an axis of the bottleneck would drop below this edge length
 FEATURE_MAP_MIN_EDGE_LENGTH = 4
@@ -135,10 +136,7 @@ def add_cpu_configuration(plans_file: str, base_configuration: str = "2d", name:
     plans["configurations"][name] = cpu_configuration(base, base_configuration, data_identifier, spacing_factor,
                                                       patch_size, base_num_features, max_num_features, batch_size)
 
-    tmp = f"{plans_file}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(plans, f, indent=4)
-    os.replace(tmp, plans_file)
+    atomic_write_json(plans, plans_file, indent=4)
     return PlansManager(plans).get_configuration(name).configuration
 
 

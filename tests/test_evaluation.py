@@ -142,7 +142,7 @@ def test_cli_writes_json_and_table_with_label_names(folders, tmp_path, capsys):
     dataset_json = tmp_path / "dataset.json"
     dataset_json.write_text(json.dumps({"labels": {"background": 0, "outer": 1, "inner": 2, "ignore": 3},
                                         "file_ending": ".nii.gz"}))
-    assert labels_from_dataset_json(str(dataset_json)) == ([1, 2], {1: "outer", 2: "inner"})
+    assert labels_from_dataset_json(json.loads(dataset_json.read_text())) == ([1, 2], {1: "outer", 2: "inner"})
     evaluate_entry(["-ref", reference_folder, "-pred", prediction_folder, "-djfile", str(dataset_json), "-np", "1"])
     saved = json.load(open(os.path.join(prediction_folder, "metrics.json")))
     assert saved["cases"] == ["case_1", "case_2"] and set(saved["mean_per_class"]) == {"1", "2"}

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from nnunetv2_dualunc.method.ranking import (RELIABLE, UNRELIABLE, RankedCase, rank_cases, read_ranking,
+from nnunetv2_dualunc.method.ranking import (RELIABLE, UNRELIABLE, rank_cases, read_ranking,
                                              reliable_cases, sample_uncertainty, write_ranking)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
 from nnunetv2.training.dataloading.nnunet_dataset import comp_blosc2_params, nnUNetDatasetBlosc2
 
+from nnunetv2_dualunc.atomic_files import atomic_write_json
 from nnunetv2_dualunc.data.checks import CASE_FILE_SUFFIXES, describe_problems, unreadable_cases
 
 MANIFEST_FILE = "manifest.json"
@@ -89,10 +90,7 @@ def read_manifest(folder: str) -> Optional[dict]:
 
 def write_manifest(folder: str, provenance: dict, cases: Sequence[str]) -> None:
     manifest = dict(provenance, cases=sorted(cases))
-    path = os.path.join(folder, MANIFEST_FILE)
-    with open(path + ".tmp", "w") as f:
-        json.dump(manifest, f, indent=2)
-    os.replace(path + ".tmp", path)
+    atomic_write_json(manifest, os.path.join(folder, MANIFEST_FILE))
 
 
 def check_manifest(folder: str, provenance: dict, cases: Sequence[str]) -> bool:

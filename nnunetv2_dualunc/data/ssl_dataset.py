@@ -18,7 +18,6 @@ train on them: ``write_ssl_splits`` writes a ``splits_final.json`` whose fold 0 
 and validates on the validation cases.
 """
 import argparse
-import json
 import os
 import re
 import shutil
@@ -30,6 +29,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 from batchgenerators.utilities.file_and_folder_operations import load_json
 from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
+from nnunetv2_dualunc.atomic_files import atomic_write_json
 from nnunetv2_dualunc.data.unlabelled import UNLABELLED_IMAGES_FOLDER
 
 SSL_SPLIT_FILE = "ssl_split.json"
@@ -140,13 +140,6 @@ def ids_from_json(json_file: str, key: str) -> List[str]:
 # ----------------------------------------------------------------------------------------------------------------
 # writing
 # ----------------------------------------------------------------------------------------------------------------
-def _atomic_write_json(obj, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
-
-
 def _check_target(target_raw_root: str, dataset_id: int, dataset_folder_name: str, source: str,
                   overwrite: bool) -> None:
     if not 1 <= dataset_id <= 999:
@@ -214,8 +207,8 @@ def build_ssl_dataset(source_raw_folder: str, target_raw_root: str, dataset_id: 
         new_dataset_json = {k: v for k, v in dataset_json.items() if k != "dataset"}  # files now follow the layout
         new_dataset_json["numTraining"] = len(lists["labelled"]) + len(lists["validation"])
         new_dataset_json["numUnlabelled"] = len(lists["unlabelled"])
-        _atomic_write_json(new_dataset_json, join(scratch, "dataset.json"))
-        _atomic_write_json({
+        atomic_write_json(new_dataset_json, join(scratch, "dataset.json"))
+        atomic_write_json({
             "source": os.path.abspath(source_raw_folder),
             "group_by": group_by if group_by is None or isinstance(group_by, str) else repr(group_by),
             "entries": {"labelled": list(labelled), "unlabelled": list(unlabelled), "validation": list(validation)},
@@ -252,7 +245,7 @@ def write_ssl_splits(preprocessed_dataset_folder: str, labelled_case_ids: Sequen
         raise SSLDatasetError(f"Case(s) both labelled and validation: {_abbreviated(common)}. Fix: remove them from "
                               f"one of the lists.")
     path = join(preprocessed_dataset_folder, SPLITS_FILE)
-    _atomic_write_json([{"train": train, "val": val}], path)
+    atomic_write_json([{"train": train, "val": val}], path)
     return path
 
 

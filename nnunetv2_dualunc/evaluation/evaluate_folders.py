@@ -121,10 +121,11 @@ def markdown_table(results: Dict[str, dict], label_names: Optional[Dict[int, str
     return "\n".join(lines) + "\n"
 
 
-def labels_from_dataset_json(dataset_json_file: str) -> Tuple[List[int], Dict[int, str]]:
-    """Foreground labels (ignore label excluded) and their names from an nnU-Net dataset.json."""
-    with open(dataset_json_file) as f:
-        labels = json.load(f)["labels"]
+def labels_from_dataset_json(dataset_json: dict, dataset_json_file: str = "dataset.json"
+                             ) -> Tuple[List[int], Dict[int, str]]:
+    """Foreground labels (ignore label excluded) and their names from an nnU-Net dataset.json's content
+    (dataset_json_file only names it in errors)."""
+    labels = dataset_json["labels"]
     names = {}
     for name, value in labels.items():
         if name == "background" or name == "ignore":
@@ -166,10 +167,11 @@ def evaluate_entry(argv: Optional[List[str]] = None) -> None:
     labels = args.l
     file_ending = args.fe
     if args.djfile is not None:
-        dataset_labels, names = labels_from_dataset_json(args.djfile)
-        labels = labels or dataset_labels
         with open(args.djfile) as f:
-            file_ending = file_ending or json.load(f).get("file_ending")
+            dataset_json = json.load(f)
+        dataset_labels, names = labels_from_dataset_json(dataset_json, args.djfile)
+        labels = labels or dataset_labels
+        file_ending = file_ending or dataset_json.get("file_ending")
     if not labels:
         parser.error("pass the labels to evaluate with -l (e.g. -l 1 2 3) or a dataset.json with -djfile")
     try:

@@ -6,12 +6,13 @@ where the mean runs over classes and voxels. Cases are sorted by u ascending and
 """
 import csv
 import math
-import os
 from dataclasses import dataclass
 from typing import Iterable, List, Mapping, Sequence
 
 import torch
 from torch import Tensor
+
+from nnunetv2_dualunc.atomic_files import atomic_output
 
 RELIABLE = "reliable"
 UNRELIABLE = "unreliable"
@@ -58,13 +59,11 @@ def reliable_cases(ranking: Sequence[RankedCase]) -> List[str]:
 
 def write_ranking(path: str, ranking: Sequence[RankedCase]) -> None:
     """Write a tab-separated table (case, score, rank, subset) atomically: a reader never sees half a file."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", newline="") as f:
+    with atomic_output(path, newline="") as f:
         writer = csv.writer(f, delimiter="\t")
         writer.writerow(RANKING_COLUMNS)
         for r in ranking:
             writer.writerow((r.case, repr(r.score), r.rank, r.subset))
-    os.replace(tmp, path)
 
 
 def read_ranking(path: str) -> List[RankedCase]:

@@ -38,6 +38,7 @@ from torch import autocast, nn
 from torch._dynamo import OptimizedModule
 from tqdm import tqdm
 
+from nnunetv2_dualunc.atomic_files import write_via_temporary
 from nnunetv2_dualunc.data.checks import check_labelled_preprocessed_folder
 from nnunetv2_dualunc.data.pseudo_labels import (check_manifest, pseudo_label_folder, pseudo_label_from_probabilities,
                                                  reset_folder, write_manifest, write_pseudo_labelled_case)
@@ -59,21 +60,7 @@ def _as_list(output) -> list:
 def atomic_torch_save(obj, path: str, before_replace: Optional[Callable[[str], None]] = None) -> None:
     """torch.save to a temporary file that is then renamed over path: a reader sees the old file or the new one,
     never half of one. before_replace(temporary_file) runs once the temporary file is complete."""
-    remove_stale_temporaries(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(obj, tmp)
-    if before_replace is not None:
-        before_replace(tmp)
-    os.replace(tmp, path)
-
-
-def remove_stale_temporaries(path: str) -> None:
-    """Delete the temporary files of path that a process killed while writing it left behind: they are never read,
-    but each holds a network's weights."""
-    folder, name = os.path.split(path)
-    for leftover in os.listdir(folder or "."):
-        if leftover.startswith(f"{name}.tmp"):
-            os.remove(os.path.join(folder, leftover))
+    write_via_temporary(path, lambda tmp: torch.save(obj, tmp), before_replace)
 
 
 class nnUNetTrainerSelfTraining(nnUNetTrainer):
@@ -170,11 +157,7 @@ class nnUNetTrainerSelfTraining(nnUNetTrainer):
 
     def save_checkpoint(self, filename: str) -> None:
         """nnU-Net's checkpoint, written to a temporary file first: a kill mid-write never corrupts the last one."""
-        remove_stale_temporaries(filename)
-        tmp = f"{filename}.tmp{os.getpid()}"
-        super().save_checkpoint(tmp)
-        if os.path.isfile(tmp):
-            os.replace(tmp, filename)
+        write_via_temporary(filename, super().save_checkpoint)
 
     def on_train_epoch_end(self, train_outputs: List[dict]):
         unsupervised = [o.pop("loss_unsupervised") for o in train_outputs if "loss_unsupervised" in o]
