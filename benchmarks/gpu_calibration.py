@@ -44,18 +44,19 @@ PROFILE = "gpuCal"
 
 
 def _save(out_dir: str, summary: dict) -> None:
-    with open(os.path.join(out_dir, "gpu_calibration.json"), "w") as f:
-        json.dump(summary, f, indent=1)
+    from nnunetv2_dualunc.atomic_files import atomic_write_json
+
+    atomic_write_json(summary, os.path.join(out_dir, "gpu_calibration.json"), indent=1)
 
 
 def _write_fold0_split(preprocessed_dataset: str) -> None:
     """Fold 0 trains on the 14 'training' cases and validates on the 20 others, as the ACDC benchmark's split."""
+    from nnunetv2_dualunc.data.ssl_dataset import write_ssl_splits
+
     cases = sorted(os.path.basename(p)[:-len("_0000.nii.gz")]
                    for p in glob.glob(os.path.join(os.environ["nnUNet_raw"], f"Dataset{DATASET_ID}_*", "imagesTr",
                                                    "*_0000.nii.gz")))
-    split = [{"train": cases[:N_TRAIN], "val": cases[N_TRAIN:]}]
-    with open(os.path.join(preprocessed_dataset, "splits_final.json"), "w") as f:
-        json.dump(split, f, indent=1)
+    write_ssl_splits(preprocessed_dataset, cases[:N_TRAIN], cases[N_TRAIN:])
 
 
 def prepare(processes: int, plans_from: Optional[str]) -> dict:
@@ -107,13 +108,15 @@ def train(trainer: str, device: str, log_dir: str, timeout_s: float) -> dict:
             code = "timeout"
     fold = os.path.join(os.environ["nnUNet_results"], dataset_name(DATASET_ID), f"{trainer}__nnUNetPlans__2d",
                         "fold_0")
-    result = {"trainer": trainer, "exit_code": code, "wall_clock_s": round(time.time() - started, 1),
-              "iterations_per_epoch": iterations,
-              "torch_compile": any("Using torch.compile" in open(f).read()
-                                   for f in glob.glob(os.path.join(fold, "training_log_*.txt")))}
-    for log_file in glob.glob(os.path.join(fold, "training_log_*.txt")):
+    logs = glob.glob(os.path.join(fold, "training_log_*.txt"))
+    compiled = False
+    for log_file in logs:
         shutil.copy(log_file, log_dir)
-    if not glob.glob(os.path.join(fold, "training_log_*.txt")):
+        with open(log_file) as f:
+            compiled = compiled or "Using torch.compile" in f.read()
+    result = {"trainer": trainer, "exit_code": code, "wall_clock_s": round(time.time() - started, 1),
+              "iterations_per_epoch": iterations, "torch_compile": compiled}
+    if not logs:
         return result
     timings = phase_timings(fold)
     result["timings"] = timings
@@ -173,7 +176,8 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     summary: Dict[str, object] = {
         "device": torch.cuda.get_device_name(0) if args.device == "cuda" else args.device,
-        "cpu_cores": os.cpu_count(), "torch": torch.__version__, "nnUNet_compile": os.environ.get("nnUNet_compile", "unset (nnU-Net default)"),
+        "cpu_cores": os.cpu_count(), "torch": torch.__version__,
+        "nnUNet_compile": os.environ.get("nnUNet_compile", "unset (nnU-Net default)"),
         "dataset": {"train": N_TRAIN, "validation": N_VALIDATION, "unlabelled": N_UNLABELLED,
                     "shape_zyx": ACDC_SHAPE_ZYX, "spacing_zyx": ACDC_SPACING_ZYX}}
     summary["prepare"] = prepare(args.processes, args.plans_from)

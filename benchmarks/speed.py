@@ -176,12 +176,12 @@ def main(argv: Optional[List[str]] = None) -> None:
             raise SystemExit(f"{trainer} ({phase}) failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
         results.append(json.loads(lines[-1][len("RESULT "):]))
         print(json.dumps(results[-1]), flush=True)
-    plain = [r for r in results if r["trainer"] == "nnUNetTrainer"]
+    plain = next((r for r in results if r["trainer"] == "nnUNetTrainer"), None)  # the reference, if it was run
     summary = {"device": args.device, "configuration": args.c, "dataset": args.d, "iterations": args.iterations,
                "torch_compile": args.compile, "load_average": os.getloadavg(), "runs": results,
                "per_sample_cost_ratio": {f"{r['trainer']}:{r['phase']}": round(r["s_per_sample"] /
-                                                                               plain[0]["s_per_sample"], 3)
-                                         for r in results if plain and r is not plain[0]}}
+                                                                               plain["s_per_sample"], 3)
+                                         for r in results if plain is not None and r is not plain}}
     if args.fold_folder:
         summary["ranking_share"] = ranking_share(args.fold_folder)
     out_file = os.path.join(args.work, f"speed_{args.c}_{args.device}{'_compiled' if args.compile else ''}.json")
