@@ -15,19 +15,19 @@ from ssl_benchmark import BenchmarkSetup, main  # noqa: E402
 
 ACDC = os.environ.get("ACDC", "/work/shared/datasets/ACDC")
 DATASET_IDS = {"labeled_3": 503, "labeled_7": 507, "labeled_14": 514}
-PROFILES = {  # --profile -> (trainer budget profile, configuration, CPU configuration options, device)
-    "cpu": ("acdcCPU", "2d_cpu", {"-bs": 8}, "cpu"),
+PROFILES = {  # --profile -> (trainer budget profile, configuration, derived from (base, options), device)
+    "cpu": ("acdcCPU", "2d_cpu", ("2d", ("-bs", "8")), "cpu"),
     "gpu": ("acdcGPU", "2d", None, "cuda"),
     "paper": ("paper", "2d", None, "cuda"),
 }
 
 
 def make_setup(labelled_key: str, profile: str) -> BenchmarkSetup:
-    budget, configuration, cpu_options, device = PROFILES[profile]
+    budget, configuration, derived_from, device = PROFILES[profile]
     return BenchmarkSetup(
         source=ACDC, lists_file=os.path.join(ACDC, "patients.json"), labelled_key=labelled_key,
         dataset_id=DATASET_IDS[labelled_key], dataset_name=f"ACDC_{labelled_key}", configuration=configuration,
-        profile=budget, cpu_configuration=cpu_options, device=device, label_names={1: "RV", 2: "MYO", 3: "LV"})
+        profile=budget, derived_from=derived_from, device=device, label_names={1: "RV", 2: "MYO", 3: "LV"})
 
 
 if __name__ == "__main__":

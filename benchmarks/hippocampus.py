@@ -14,15 +14,21 @@ from ssl_benchmark import BenchmarkSetup, main  # noqa: E402
 
 HIPPOCAMPUS = os.environ.get("HIPPOCAMPUS", "/work/shared/datasets/Hippocampus")
 DATASET_IDS = {"labeled_9": 509, "labeled_18": 518}
-PROFILES = {"cpu": ("hippoCPU", "cpu"), "paper": ("paper", "cuda")}
+PROFILES = {  # --profile -> (trainer budget profile, configuration, derived from (base, options), device)
+    # nnU-Net's 3d_fullres network and patch at batch 2: 3x the gradient steps of batch 7 in the same CPU time
+    "cpu": ("hippoCPUbs2", "3d_fullres_bs2", ("3d_fullres", ("-bs", "2", "--batch-size-only")), "cpu"),
+    # the first CPU profile (batch 7 as planned, 100 steps; docs/BENCHMARKS.md section 6)
+    "cpu-batch7": ("hippoCPU", "3d_fullres", None, "cpu"),
+    "paper": ("paper", "3d_fullres", None, "cuda"),
+}
 
 
 def make_setup(labelled_key: str, profile: str) -> BenchmarkSetup:
-    budget, device = PROFILES[profile]
+    budget, configuration, derived_from, device = PROFILES[profile]
     return BenchmarkSetup(
         source=HIPPOCAMPUS, lists_file=os.path.join(HIPPOCAMPUS, "cases.json"), labelled_key=labelled_key,
-        dataset_id=DATASET_IDS[labelled_key], dataset_name=f"Hippocampus_{labelled_key}",
-        configuration="3d_fullres", profile=budget, device=device, label_names={1: "anterior", 2: "posterior"})
+        dataset_id=DATASET_IDS[labelled_key], dataset_name=f"Hippocampus_{labelled_key}", configuration=configuration,
+        profile=budget, derived_from=derived_from, device=device, label_names={1: "anterior", 2: "posterior"})
 
 
 if __name__ == "__main__":

@@ -20,13 +20,15 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCHMARK_TRAINERS = os.path.join(REPO, "benchmarks", "ext_trainers")
 sys.path.insert(0, BENCHMARK_TRAINERS)
 
 from benchmark_trainers import METHODS, PAPER_METHODS, PROFILES, SEED_VARIABLE, trainer_name  # noqa: E402
+
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager  # noqa: E402
 
 from nnunetv2_dualunc.atomic_files import atomic_write_json  # noqa: E402
 from nnunetv2_dualunc.demo import console_script, nnunet_environment  # noqa: E402
@@ -47,7 +49,9 @@ class BenchmarkSetup:
     configuration: str           # nnU-Net configuration the methods train
     profile: str                 # budget profile of benchmark_trainers.PROFILES
     group_by: Optional[str] = None  # regex grouping case ids (ACDC: patients)
-    cpu_configuration: Optional[Dict] = None  # add_cpu_configuration options when configuration is a CPU one
+    # (BASE, OPTIONS): `configuration` is added to nnU-Net's plans of BASE by `nnunetv2_dualunc add-cpu-configuration
+    # -c BASE -n <configuration> OPTIONS`; None: nnU-Net plans `configuration` itself
+    derived_from: Optional[Tuple[str, Tuple[str, ...]]] = None
     device: str = "cpu"
     label_names: Dict[int, str] = field(default_factory=dict)
 
@@ -136,8 +140,8 @@ class BenchmarkRun:
         """Dataset, plans, preprocessing, split: once (state/prepare.json records that it finished)."""
         s = self.setup
         wanted = {"source": s.source, "labelled_key": s.labelled_key, "configuration": s.configuration,
-                  "cpu_configuration": s.cpu_configuration}
-        if self._state("prepare").get("settings") == wanted:
+                  "derived_from": s.derived_from}
+        if self._state("prepare").get("settings") == json.loads(json.dumps(wanted)):
             return
         timings = {}
         d = str(s.dataset_id)
@@ -148,16 +152,18 @@ class BenchmarkRun:
             build += ["--group-regex", s.group_by]
         shutil.rmtree(os.path.join(self.env["nnUNet_preprocessed"], self.dataset_folder), ignore_errors=True)
         timings["build_dataset"] = self._run(build, "prepare.log")
-        base = "2d" if s.cpu_configuration else s.configuration
+        base, options = s.derived_from or (s.configuration, ())
+        # a batch-size-only variant shares its base's preprocessed data; a CPU configuration needs its own
+        own_data = s.derived_from is not None and "--batch-size-only" not in options
         plan_env = dict(self.env, nnUNet_n_proc_DA=str(max(1, self.da)))
         timings["plan_and_preprocess"] = self._run(
             ["nnunetv2_dualunc", "plan-and-preprocess", "-d", d, "-c", base, "-np", str(self.np),
-             "--verify_dataset_integrity"] + (["--no_pp"] if s.cpu_configuration else []), "prepare.log", plan_env)
-        if s.cpu_configuration:
-            options = [str(x) for k, v in s.cpu_configuration.items() for x in (k, v)]
+             "--verify_dataset_integrity"] + (["--no_pp"] if own_data else []), "prepare.log", plan_env)
+        if s.derived_from:
             timings["add_cpu_configuration"] = self._run(
-                ["nnunetv2_dualunc", "add-cpu-configuration", "-d", d, "-c", "2d", "-n", s.configuration] + options,
-                "prepare.log")
+                ["nnunetv2_dualunc", "add-cpu-configuration", "-d", d, "-c", base, "-n", s.configuration] +
+                list(options), "prepare.log")
+        if own_data:
             timings["preprocess_cpu"] = self._run(
                 ["nnUNetv2_preprocess", "-d", d, "-c", s.configuration, "-np", str(self.np)], "prepare.log")
             timings["preprocess_unlabelled"] = self._run(
@@ -188,27 +194,30 @@ class BenchmarkRun:
         self._save_state(method, dict(state, trained=True, attempts=attempts,
                                       train_seconds=round(sum(a["seconds"] for a in attempts), 1)))
 
-    def references(self) -> str:
+    @property
+    def _raw_folder(self) -> str:
+        return os.path.join(self.env["nnUNet_raw"], self.dataset_folder)
+
+    @property
+    def _file_ending(self) -> str:
+        return json.load(open(os.path.join(self._raw_folder, "dataset.json")))["file_ending"]
+
+    def references(self, ending: str) -> str:
         """A folder with the validation cases' reference labels (links into the built raw dataset)."""
-        raw = os.path.join(self.env["nnUNet_raw"], self.dataset_folder)
-        split = json.load(open(os.path.join(raw, "ssl_split.json")))
-        ending = json.load(open(os.path.join(raw, "dataset.json")))["file_ending"]
+        split = json.load(open(os.path.join(self._raw_folder, "ssl_split.json")))
         folder = os.path.join(self.work, "references")
         os.makedirs(folder, exist_ok=True)
         for case in split["validation"]:
             link = os.path.join(folder, case + ending)
             if not os.path.lexists(link):
-                os.symlink(os.path.join(raw, "labelsTr", case + ending), link)
+                os.symlink(os.path.join(self._raw_folder, "labelsTr", case + ending), link)
         return folder
 
     def evaluate(self, method: str) -> dict:
-        labels = sorted(self.setup.label_names)
-        ending = json.load(open(os.path.join(self.env["nnUNet_raw"], self.dataset_folder, "dataset.json")))[
-            "file_ending"]
-        result = evaluate_folders(os.path.join(self._fold_folder(method), "validation"), self.references(), labels,
-                                  ending, num_processes=self.np)
-        with open(os.path.join(self.work, f"metrics_{method}.json"), "w") as f:
-            json.dump(result, f, indent=1)
+        ending = self._file_ending
+        result = evaluate_folders(os.path.join(self._fold_folder(method), "validation"), self.references(ending),
+                                  sorted(self.setup.label_names), ending, num_processes=self.np)
+        atomic_write_json(result, os.path.join(self.work, f"metrics_{method}.json"), indent=1)
         return result
 
     def run(self, methods: Sequence[str]) -> str:
@@ -227,7 +236,7 @@ class BenchmarkRun:
         s = self.setup
         epochs, split, iterations, _ = PROFILES[s.profile]
         plans = json.load(open(os.path.join(self.env["nnUNet_preprocessed"], self.dataset_folder, "nnUNetPlans.json")))
-        configuration = dict(plans["configurations"].get("2d", {}), **plans["configurations"][s.configuration])
+        configuration = PlansManager(plans).get_configuration(s.configuration).configuration
         lines = [f"# {s.dataset_name}: {s.labelled_key}, configuration {s.configuration}, profile {s.profile}, "
                  f"seed {self.seed}", "",
                  f"- hardware: {json.dumps(_hardware())}",
@@ -244,7 +253,7 @@ class BenchmarkRun:
         for method, trainer, state, phases in rows:
             lines.append(f"| {method} | {trainer} | {state.get('train_seconds')} | {len(state.get('attempts', []))} | "
                          f"{', '.join(str(a['mean_load']) for a in state.get('attempts', []))} | "
-                         f"{phases.get('ranking_s', '-')} | {phases.get('pseudo_labelling_s', '-')} |")
+                         f"{phases.get('ranking_s') or '-'} | {phases.get('pseudo_labelling_s') or '-'} |")
         report = "\n".join(lines) + "\n"
         with open(os.path.join(self.work, "results.md"), "w") as f:
             f.write(report)

@@ -112,12 +112,8 @@ def cpu_configuration(base: dict, base_configuration: str, data_identifier: str,
     return configuration
 
 
-def add_cpu_configuration(plans_file: str, base_configuration: str = "2d", name: str = "2d_cpu",
-                          spacing_factor: Union[float, Sequence[float]] = 2.0, patch_size: Sequence[int] = (128, 128),
-                          base_num_features: int = 16, max_num_features: int = 256,
-                          batch_size: Optional[int] = None) -> dict:
-    """Add (or replace: running it again gives the same file) configuration ``name`` to ``plans_file``; returns
-    the configuration as resolved by nnU-Net's PlansManager. The file is replaced atomically."""
+def _plans_to_extend(plans_file: str, base_configuration: str, name: str) -> tuple:
+    """(plans, resolved base configuration) once the new configuration ``name`` is known to be addable."""
     if not isfile(plans_file):
         raise CPUConfigurationError(f"Plans file not found: {plans_file}. Fix: run `nnUNetv2_plan_and_preprocess -d "
                                     f"ID -c {base_configuration}` (or nnUNetv2_plan_experiment) first.")
@@ -131,13 +127,41 @@ def add_cpu_configuration(plans_file: str, base_configuration: str = "2d", name:
     if configurations[base_configuration].get("inherits_from") == name:
         raise CPUConfigurationError(f"'{base_configuration}' inherits from '{name}' in {plans_file}; making '{name}' "
                                     f"inherit from it would be circular. Fix: choose another name (-n).")
-    base = PlansManager(plans).get_configuration(base_configuration).configuration
-    data_identifier = f"{plans['plans_name']}_{name}"
-    plans["configurations"][name] = cpu_configuration(base, base_configuration, data_identifier, spacing_factor,
-                                                      patch_size, base_num_features, max_num_features, batch_size)
+    return plans, PlansManager(plans).get_configuration(base_configuration).configuration
 
+
+def _write_configuration(plans: dict, plans_file: str, name: str, configuration: dict) -> dict:
+    """Add (or replace: running it again gives the same file) ``name``, atomically; return it as nnU-Net resolves it."""
+    plans["configurations"][name] = configuration
     atomic_write_json(plans, plans_file, indent=4)
     return PlansManager(plans).get_configuration(name).configuration
+
+
+def add_cpu_configuration(plans_file: str, base_configuration: str = "2d", name: str = "2d_cpu",
+                          spacing_factor: Union[float, Sequence[float]] = 2.0, patch_size: Sequence[int] = (128, 128),
+                          base_num_features: int = 16, max_num_features: int = 256,
+                          batch_size: Optional[int] = None) -> dict:
+    """Add (or replace) configuration ``name`` to ``plans_file``; returns the configuration as resolved by nnU-Net's
+    PlansManager. The file is replaced atomically."""
+    plans, base = _plans_to_extend(plans_file, base_configuration, name)
+    data_identifier = f"{plans['plans_name']}_{name}"
+    return _write_configuration(plans, plans_file, name, cpu_configuration(
+        base, base_configuration, data_identifier, spacing_factor, patch_size, base_num_features, max_num_features,
+        batch_size))
+
+
+def add_batch_size_configuration(plans_file: str, base_configuration: str, name: str, batch_size: int) -> dict:
+    """Add (or replace) ``name``: the base configuration with only its batch size changed.
+
+    Why: on a CPU the time budget, not the number of training cases, should set the batch (nnU-Net's 3d_fullres on
+    Hippocampus plans batch 7 at ~0.8 s per sample on 2 cores). Same network, patch, spacing and preprocessed data
+    (the data_identifier is inherited), so ``nnUNetv2_train ID NAME FOLD`` runs without preprocessing again.
+    """
+    if batch_size < 1:
+        raise CPUConfigurationError(f"batch_size must be >= 1, got {batch_size}.")
+    plans, _ = _plans_to_extend(plans_file, base_configuration, name)
+    return _write_configuration(plans, plans_file, name,
+                                {"inherits_from": base_configuration, "batch_size": int(batch_size)})
 
 
 def add_cpu_configuration_entry(argv: Optional[List[str]] = None) -> None:
@@ -158,6 +182,9 @@ def add_cpu_configuration_entry(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--max-features", type=int, default=256, help="feature cap (default: 256)")
     parser.add_argument("-bs", dest="batch_size", type=int, default=None,
                         help="batch size (default: the base configuration's)")
+    parser.add_argument("--batch-size-only", action="store_true",
+                        help="change only the batch size (-bs): same network, patch, spacing and preprocessed data as "
+                             "the base, so no preprocessing is needed (e.g. -c 3d_fullres -n 3d_fullres_bs2 -bs 2)")
     args = parser.parse_args(argv)
     try:
         preprocessed = os.environ.get("nnUNet_preprocessed")
@@ -173,14 +200,22 @@ def add_cpu_configuration_entry(argv: Optional[List[str]] = None) -> None:
         if not isdir(folder):
             raise CPUConfigurationError(f"{folder} not found. Fix: run nnUNetv2_plan_and_preprocess -d "
                                         f"{args.dataset} -c {args.base} first.")
+        plans_file = join(folder, args.plans + ".json")
+        if args.batch_size_only:
+            if args.batch_size is None:
+                raise CPUConfigurationError("--batch-size-only needs the batch size. Fix: add -bs N.")
+            configuration = add_batch_size_configuration(plans_file, args.base, args.name, args.batch_size)
+            print(f"Added '{args.name}' ('{args.base}' with batch size {configuration['batch_size']}) to {plans_file}. "
+                  f"It shares '{args.base}''s preprocessed data. Next: nnUNetv2_train {args.dataset} {args.name} FOLD "
+                  f"-p {args.plans}")
+            return
         factor = args.spacing_factor[0] if len(args.spacing_factor) == 1 else args.spacing_factor
-        configuration = add_cpu_configuration(join(folder, args.plans + ".json"), args.base, args.name, factor,
-                                              args.patch_size, args.base_features, args.max_features,
-                                              args.batch_size)
+        configuration = add_cpu_configuration(plans_file, args.base, args.name, factor, args.patch_size,
+                                              args.base_features, args.max_features, args.batch_size)
     except CPUConfigurationError as e:
         raise SystemExit(f"ERROR: {e}")
     arch = configuration["architecture"]["arch_kwargs"]
-    print(f"Added '{args.name}' (inherits from '{args.base}') to {join(folder, args.plans + '.json')}: patch "
+    print(f"Added '{args.name}' (inherits from '{args.base}') to {plans_file}: patch "
           f"{configuration['patch_size']}, spacing {configuration['spacing']}, batch size "
           f"{configuration['batch_size']}, features {arch['features_per_stage']}.\nNext: nnUNetv2_preprocess -d "
           f"{args.dataset} -c {args.name} -p {args.plans}")

@@ -10,8 +10,9 @@ from nnunetv2.experiment_planning.plan_and_preprocess_api import extract_fingerp
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-from nnunetv2_dualunc.cpu_configuration import (CPUConfigurationError, add_cpu_configuration,
-                                                add_cpu_configuration_entry, features_per_stage)
+from nnunetv2_dualunc.cpu_configuration import (CPUConfigurationError, add_batch_size_configuration,
+                                                add_cpu_configuration, add_cpu_configuration_entry,
+                                                features_per_stage)
 from nnunetv2_dualunc.demo import dataset_name, write_synthetic_dataset
 
 DATASET_ID = 993
@@ -151,3 +152,29 @@ def test_entry(planned, monkeypatch, capsys):
     assert PlansManager(plans_file).get_configuration("2d_cpu").batch_size == 4
     with pytest.raises(SystemExit, match="Unknown dataset"):
         add_cpu_configuration_entry(["-d", "994"])
+
+
+def test_batch_size_configuration_changes_only_the_batch(plans_file):
+    base = PlansManager(plans_file).get_configuration("2d").configuration
+    resolved = add_batch_size_configuration(plans_file, "2d", "2d_bs1", 1)
+    assert resolved["batch_size"] == 1 and base["batch_size"] != 1
+    assert {k: v for k, v in resolved.items() if k not in ("batch_size", "inherits_from")} == \
+        {k: v for k, v in base.items() if k != "batch_size"}  # same data_identifier: no new preprocessing
+    assert json.load(open(plans_file))["configurations"]["2d_bs1"] == {"inherits_from": "2d", "batch_size": 1}
+    with pytest.raises(CPUConfigurationError, match="batch_size must be >= 1"):
+        add_batch_size_configuration(plans_file, "2d", "2d_bs0", 0)
+    with pytest.raises(CPUConfigurationError, match="not in"):
+        add_batch_size_configuration(plans_file, "3d_lowres_missing", "x", 2)
+
+
+def test_entry_batch_size_only(planned, monkeypatch, capsys):
+    env, _, plans_file = planned
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    add_cpu_configuration_entry(["-d", str(DATASET_ID), "-n", "2d_bs3", "-bs", "3", "--batch-size-only"])
+    assert "shares '2d''s preprocessed data" in capsys.readouterr().out
+    manager = PlansManager(plans_file)
+    assert manager.get_configuration("2d_bs3").batch_size == 3
+    assert manager.get_configuration("2d_bs3").data_identifier == manager.get_configuration("2d").data_identifier
+    with pytest.raises(SystemExit, match="-bs N"):
+        add_cpu_configuration_entry(["-d", str(DATASET_ID), "-n", "2d_bs3", "--batch-size-only"])

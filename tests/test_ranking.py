@@ -16,6 +16,25 @@ def test_sample_uncertainty_matches_eq1_by_hand():
     assert sample_uncertainty(teacher, iter([s1, s2])) == pytest.approx((d1 + d2) / 2, rel=1e-6)
 
 
+def test_sample_uncertainty_per_foreground_voxel_by_hand():
+    teacher = torch.tensor([[0.9, 0.2, 0.4], [0.1, 0.8, 0.6]])  # (C=2, 3 voxels): voxels 1 and 2 are foreground
+    earlier = torch.tensor([[0.6, 0.5, 0.4], [0.4, 0.5, 0.6]])
+    per_image = (0.3 ** 2 + 0.3 ** 2 + 0 + 0.3 ** 2 + 0.3 ** 2 + 0) / 6
+    assert sample_uncertainty(teacher, iter([earlier])) == pytest.approx(per_image, rel=1e-6)
+    # the same squared differences, averaged per foreground voxel: x 3 voxels / 2 foreground voxels
+    assert sample_uncertainty(teacher, iter([earlier]), per_foreground_voxel=True) == \
+        pytest.approx(per_image * 3 / 2, rel=1e-6)
+    # a larger structure with the same disagreement per foreground voxel scores the same
+    big_teacher = torch.tensor([[0.9, 0.2, 0.4, 0.2, 0.4, 0.9], [0.1, 0.8, 0.6, 0.8, 0.6, 0.1]])
+    big_earlier = torch.tensor([[0.6, 0.5, 0.4, 0.5, 0.4, 0.6], [0.4, 0.5, 0.6, 0.5, 0.6, 0.4]])
+    assert sample_uncertainty(big_teacher, iter([big_earlier]), per_foreground_voxel=True) == pytest.approx(
+        sample_uncertainty(teacher, iter([earlier]), per_foreground_voxel=True), rel=1e-6)
+    # no foreground in the teacher's prediction: counted as one voxel, i.e. ranked as very uncertain
+    background = torch.tensor([[0.9, 0.8], [0.1, 0.2]])
+    assert sample_uncertainty(background, iter([torch.full((2, 2), 0.5)]), per_foreground_voxel=True) == \
+        pytest.approx(2 * sample_uncertainty(background, iter([torch.full((2, 2), 0.5)])), rel=1e-6)
+
+
 def test_sample_uncertainty_needs_an_earlier_snapshot_and_equal_shapes():
     with pytest.raises(ValueError, match="K >= 2"):
         sample_uncertainty(torch.zeros(2, 3), iter([]))

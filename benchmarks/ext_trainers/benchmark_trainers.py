@@ -34,6 +34,10 @@ PROFILES: Dict[str, Tuple[int, Tuple[int, int, int], int, int]] = {
     # Hippocampus 3d_fullres on 2 CPU cores (batch 7, 40x56x40 patch: ~5.4 s per supervised step): 100 steps, sized
     # for DualUnc's <= 30 min (its ranking and pseudo-labelling of 171 cases included)
     "hippoCPU": (10, (6, 2, 2), 10, 2),
+    # Hippocampus 3d_fullres at batch 2 (`3d_fullres_bs2`, same network and patch) on 2 CPU cores: measured with
+    # benchmarks/speed.py 1.06 s per supervised step, 1.86 / 4.36 s per DualUnc pre-training / stage step: 360 steps,
+    # DualUnc ~27 min with ranking and pseudo-labelling (171 cases x 5 snapshots ~4 min)
+    "hippoCPUbs2": (36, (18, 9, 9), 10, 2),
     # benchmarks/gpu_calibration.py: long enough to time each phase (K = 5 snapshots need 5 pre-training epochs)
     "gpuCal": (9, (5, 2, 2), 50, 5),
 }
@@ -84,12 +88,17 @@ def _semi_supervised(base: Type[nnUNetTrainerSelfTraining], profile: str) -> Typ
     return SemiSupervised
 
 
+class nnUNetTrainerDualUncFgRank(nnUNetTrainerDualUnc):
+    """DualUnc ranking by Eq. 1 per teacher-foreground voxel (docs/BENCHMARKS.md, ranking quality)."""
+    uncertainty_per_foreground_voxel = True
+
+
 METHODS = {"supervised": None, "self_training": nnUNetTrainerSelfTraining,
            "sample_sorting": nnUNetTrainerSelfTrainingSS, "dualunc": nnUNetTrainerDualUnc,
-           "dualunc_light_aux": nnUNetTrainerDualUncLightAux}
+           "dualunc_light_aux": nnUNetTrainerDualUncLightAux, "dualunc_fg_rank": nnUNetTrainerDualUncFgRank}
 TRAINER_BASE_NAMES = {"supervised": "nnUNetTrainer", "self_training": "nnUNetTrainerSelfTraining",
                       "sample_sorting": "nnUNetTrainerSelfTrainingSS", "dualunc": "nnUNetTrainerDualUnc",
-                      "dualunc_light_aux": "nnUNetTrainerDualUncLightAux"}
+                      "dualunc_light_aux": "nnUNetTrainerDualUncLightAux", "dualunc_fg_rank": "nnUNetTrainerDualUncFgRank"}
 #: the comparison of the paper's Table 3, run by default; the others on request (--methods)
 PAPER_METHODS = ("supervised", "self_training", "sample_sorting", "dualunc")
 

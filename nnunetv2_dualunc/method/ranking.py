@@ -3,6 +3,11 @@
 Eq. 1 compares each earlier snapshot's softmax prediction with the last snapshot's (the teacher):
     u(x) = 1/(K-1) * sum_{i<K} mean[(F_i(x) - F_K(x))^2]
 where the mean runs over classes and voxels. Cases are sorted by u ascending and the first half is "reliable".
+
+Option (not the paper's): ``per_foreground_voxel`` divides u by the fraction of voxels the teacher labels as
+foreground. Why: the snapshots disagree mostly on and around the structures, so the image-wide mean grows with the
+structures' size, while small structures are the ones labelled worst; on ACDC (7 labelled, CPU profile) this size
+effect hid the ranking's signal (docs/BENCHMARKS.md, ranking quality).
 """
 import csv
 import math
@@ -19,8 +24,11 @@ UNRELIABLE = "unreliable"
 RANKING_COLUMNS = ("case", "score", "rank", "subset")
 
 
-def sample_uncertainty(teacher_probabilities: Tensor, earlier_snapshot_probabilities: Iterable[Tensor]) -> float:
-    """Eq. 1 for one case. Takes the earlier snapshots lazily so only two probability maps live at once."""
+def sample_uncertainty(teacher_probabilities: Tensor, earlier_snapshot_probabilities: Iterable[Tensor],
+                       per_foreground_voxel: bool = False) -> float:
+    """Eq. 1 for one case (probabilities: classes first). Takes the earlier snapshots lazily so only two probability
+    maps live at once. per_foreground_voxel: u / (fraction of voxels whose teacher argmax is not background); a case
+    the teacher sees no foreground in counts as one foreground voxel, so it ranks as very uncertain."""
     reference = teacher_probabilities.float()
     total, count = 0.0, 0
     for probabilities in earlier_snapshot_probabilities:
@@ -31,7 +39,12 @@ def sample_uncertainty(teacher_probabilities: Tensor, earlier_snapshot_probabili
         count += 1
     if count == 0:
         raise ValueError("Eq. 1 needs at least two snapshots (K >= 2): one earlier snapshot besides the teacher")
-    return total / count
+    score = total / count
+    if per_foreground_voxel:
+        voxels = reference[0].numel()
+        foreground_voxels = int((reference.argmax(0) != 0).sum().item())
+        score *= voxels / max(foreground_voxels, 1)
+    return score
 
 
 @dataclass(frozen=True)

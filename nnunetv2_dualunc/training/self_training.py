@@ -19,7 +19,7 @@ that is killed and resumed computes exactly what an uninterrupted run computes.
 """
 import os
 import shutil
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.dataset_name_id_conversion import convert_dataset_name_to_id
 from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 from nnunetv2.utilities.helpers import dummy_context
+from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 from torch import autocast, nn
 from torch._dynamo import OptimizedModule
 from tqdm import tqdm
@@ -74,6 +75,8 @@ class nnUNetTrainerSelfTraining(nnUNetTrainer):
     num_snapshots: int = 5  # K; spread over the second half of pre-training, the last one is the teacher
     snapshot_epochs: Optional[tuple] = None  # explicit completed-epoch counts instead of the even spread
     reliable_fraction: float = 0.5
+    # Eq. 1 per voxel the teacher labels foreground instead of per image voxel (not the paper's; see method/ranking)
+    uncertainty_per_foreground_voxel: bool = False
     # --- pseudo-labels -----------------------------------------------------------------------------------------
     pseudo_label_mirroring: bool = False  # test-time mirroring when labelling: ~2^d times slower
     # unlabelled samples per iteration, relative to the labelled batch size from the plans (1.0: as many)
@@ -246,7 +249,7 @@ class nnUNetTrainerSelfTraining(nnUNetTrainer):
             data = self._load_unlabelled_image(case)
             teacher = predictor.probabilities(data, weights[snapshots[-1]])
             earlier = (predictor.probabilities(data, weights[e]) for e in snapshots[:-1])
-            scores[case] = sample_uncertainty(teacher, earlier)
+            scores[case] = sample_uncertainty(teacher, earlier, self.uncertainty_per_foreground_voxel)
             self.on_case_scored(case, scores[case])
         ranking = rank_cases(scores, self.reliable_fraction)
         write_ranking(path, ranking)
@@ -335,7 +338,9 @@ class nnUNetTrainerSelfTraining(nnUNetTrainer):
         network = self.build_network_architecture(
             self.plans_manager, self.configuration_manager, self.num_input_channels,
             self.label_manager.num_segmentation_heads, enable_deep_supervision=False).to(self.device)
-        return SnapshotPredictor(network, self, self.pseudo_label_mirroring)
+        return SnapshotPredictor(network, self.plans_manager, self.configuration_manager, self.dataset_json,
+                                 self.device, self.pseudo_label_mirroring, self.__class__.__name__,
+                                 self.inference_allowed_mirroring_axes)
 
     def _to_device(self, batch: dict):
         data = batch["data"].to(self.device, non_blocking=True)
@@ -395,14 +400,15 @@ class SnapshotPredictor:
     Uses its own network instance, so the training network, its optimizer state and torch.compile are untouched.
     """
 
-    def __init__(self, network: nn.Module, trainer: nnUNetTrainer, use_mirroring: bool):
+    def __init__(self, network: nn.Module, plans_manager: PlansManager, configuration_manager: ConfigurationManager,
+                 dataset_json: dict, device: torch.device, use_mirroring: bool = False,
+                 trainer_name: str = "nnUNetTrainer", mirroring_axes: Optional[Tuple[int, ...]] = None):
         self.network = network
         self.predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=use_mirroring,
-                                         perform_everything_on_device=trainer.device.type == "cuda",
-                                         device=trainer.device, verbose=False, allow_tqdm=False)
-        self.predictor.manual_initialization(network, trainer.plans_manager, trainer.configuration_manager, None,
-                                             trainer.dataset_json, trainer.__class__.__name__,
-                                             trainer.inference_allowed_mirroring_axes)
+                                         perform_everything_on_device=device.type == "cuda", device=device,
+                                         verbose=False, allow_tqdm=False)
+        self.predictor.manual_initialization(network, plans_manager, configuration_manager, None, dataset_json,
+                                             trainer_name, mirroring_axes)
         self._loaded = None
 
     @torch.no_grad()
