@@ -31,7 +31,6 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 from batchgenerators.utilities.file_and_folder_operations import load_json
-from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
@@ -76,14 +75,8 @@ class FinishedRun:
 
 def predict_with_teacher(run: FinishedRun, raw_dataset: str, output_folder: str, num_processes: int) -> None:
     """The teacher's segmentations of every unlabelled case, in the original geometry (nnU-Net's predictor)."""
-    weights = run.weights(run.schedule.teacher_epoch)
-    network = run.network()
-    network.load_state_dict(weights)
-    predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=False,
-                                perform_everything_on_device=False, device=torch.device("cpu"), verbose=False,
-                                allow_tqdm=False)
-    predictor.manual_initialization(network, run.plans_manager, run.configuration_manager, [weights],
-                                    run.dataset_json, "nnUNetTrainer", None)
+    predictor = SnapshotPredictor(run.network(), run.plans_manager, run.configuration_manager, run.dataset_json,
+                                  torch.device("cpu"), parameters=[run.weights(run.schedule.teacher_epoch)]).predictor
     cases = find_unlabelled_cases(raw_dataset, run.dataset_json)
     os.makedirs(output_folder, exist_ok=True)
     predictor.predict_from_files([cases[c] for c in sorted(cases)],

@@ -141,7 +141,7 @@ class BenchmarkRun:
         s = self.setup
         wanted = {"source": s.source, "labelled_key": s.labelled_key, "configuration": s.configuration,
                   "derived_from": s.derived_from}
-        if self._state("prepare").get("settings") == json.loads(json.dumps(wanted)):
+        if self._state("prepare").get("settings") == json.loads(json.dumps(wanted)):  # as stored: tuples -> lists
             return
         timings = {}
         d = str(s.dataset_id)

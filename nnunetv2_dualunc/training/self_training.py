@@ -402,12 +402,15 @@ class SnapshotPredictor:
 
     def __init__(self, network: nn.Module, plans_manager: PlansManager, configuration_manager: ConfigurationManager,
                  dataset_json: dict, device: torch.device, use_mirroring: bool = False,
-                 trainer_name: str = "nnUNetTrainer", mirroring_axes: Optional[Tuple[int, ...]] = None):
+                 trainer_name: str = "nnUNetTrainer", mirroring_axes: Optional[Tuple[int, ...]] = None,
+                 parameters: Optional[List[dict]] = None):
+        """parameters: weights for the predictor's own file-based prediction (predict_from_files); probabilities()
+        takes its weights per call and does not need them."""
         self.network = network
         self.predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=use_mirroring,
                                          perform_everything_on_device=device.type == "cuda", device=device,
                                          verbose=False, allow_tqdm=False)
-        self.predictor.manual_initialization(network, plans_manager, configuration_manager, None, dataset_json,
+        self.predictor.manual_initialization(network, plans_manager, configuration_manager, parameters, dataset_json,
                                              trainer_name, mirroring_axes)
         self._loaded = None
 
