@@ -3,6 +3,8 @@
     trainer-path            print the folder to export as nnUNet_extTrainer
     preprocess-unlabelled   preprocess imagesUnlabeled/ with an existing plans file (the trainer also does it)
     export                  write a plain nnU-Net model folder (main decoder only) that stock nnU-Net predicts with
+    predict-uncertainty     segment a folder with a DualUnc model + voxel-wise uncertainty maps (KL between its
+                            decoders) + uncertainty_ranking.tsv (most uncertain case first)
     demo                    synthetic dataset -> plan -> train supervised and DualUnc -> predict -> Dice table
     build-ssl-dataset       write a semi-supervised raw dataset (labelled / unlabelled / validation lists)
     write-ssl-splits        write splits_final.json (fold 0: labelled -> validation) after preprocessing
@@ -44,10 +46,11 @@ NNUNET_FOLDERS_NEEDED = {
     "write-ssl-splits": ("nnUNet_raw", "nnUNet_preprocessed"),
     "add-cpu-configuration": ("nnUNet_preprocessed",),
     "export": ("nnUNet_results",),
+    "predict-uncertainty": ("nnUNet_results",),
 }  # build-ssl-dataset checks nnUNet_raw itself: `-o FOLDER` replaces it
 # the steps before and after nnUNetv2_train: where a missing nnUNet_extTrainer is worth pointing out
 COMMANDS_WITH_EXT_TRAINER_HINT = ("build-ssl-dataset", "plan-and-preprocess", "preprocess-unlabelled",
-                                  "write-ssl-splits", "add-cpu-configuration", "export")
+                                  "write-ssl-splits", "add-cpu-configuration", "export", "predict-uncertainty")
 
 
 def missing_nnunet_folders_message(command: str) -> Optional[str]:
@@ -61,32 +64,70 @@ def missing_nnunet_folders_message(command: str) -> Optional[str]:
                                                                        for name in missing))
 
 
-def _export_entry(argv: List[str]) -> None:
-    from nnunetv2.paths import nnUNet_results
-    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
-
-    from nnunetv2_dualunc.export import export_plain_model
-
-    parser = argparse.ArgumentParser(prog="nnunetv2_dualunc export",
-                                     description="Export a trained model as a plain nnU-Net model folder "
-                                                 "(main decoder only, trainer nnUNetTrainer).")
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that name a trained model folder, as nnUNetv2_predict spells them."""
     parser.add_argument("-d", required=True, help="dataset name or id")
     parser.add_argument("-c", required=True, help="configuration, e.g. 2d")
     parser.add_argument("-tr", default="nnUNetTrainerDualUnc", help="trainer the model was trained with")
     parser.add_argument("-p", default="nnUNetPlans", help="plans identifier")
-    parser.add_argument("-f", nargs="+", default=None, help="folds to export (default: all found)")
+    parser.add_argument("-f", nargs="+", default=None, help="folds (default: all found)")
     parser.add_argument("-chk", default="checkpoint_final.pth", help="checkpoint name")
-    parser.add_argument("-o", required=True, help="output folder")
-    args = parser.parse_args(argv)
+
+
+def _model_folder_and_folds(args: argparse.Namespace) -> tuple:
+    from nnunetv2.paths import nnUNet_results
+    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+
     try:
         dataset_name = maybe_convert_to_dataset_name(args.d)
     except (RuntimeError, ValueError) as e:
         raise SystemExit(f"ERROR: unknown dataset {args.d!r}: {e}")
     folder = os.path.join(str(nnUNet_results), dataset_name, f"{args.tr}__{args.p}__{args.c}")
+    if not os.path.isdir(folder):
+        raise SystemExit(f"ERROR: no trained model in {folder}: train it with `nnUNetv2_train {args.d} {args.c} FOLD "
+                         f"-tr {args.tr}` or check -d/-c/-tr/-p")
     folds = [f if f == "all" else int(f) for f in args.f] if args.f else None
+    return folder, folds
+
+
+def _export_entry(argv: List[str]) -> None:
+    from nnunetv2_dualunc.export import export_plain_model
+
+    parser = argparse.ArgumentParser(prog="nnunetv2_dualunc export",
+                                     description="Export a trained model as a plain nnU-Net model folder "
+                                                 "(main decoder only, trainer nnUNetTrainer).")
+    _add_model_arguments(parser)
+    parser.add_argument("-o", required=True, help="output folder")
+    args = parser.parse_args(argv)
+    folder, folds = _model_folder_and_folds(args)
     try:
         print(export_plain_model(folder, args.o, folds, args.chk))
     except (FileNotFoundError, FileExistsError, ValueError) as e:  # their messages name the file and the fix
+        raise SystemExit(f"ERROR: {e}")
+
+
+def _predict_uncertainty_entry(argv: List[str]) -> None:
+    import torch
+
+    from nnunetv2_dualunc.uncertainty_maps import predict_uncertainty_folder
+
+    parser = argparse.ArgumentParser(prog="nnunetv2_dualunc predict-uncertainty",
+                                     description="Segment a folder of images with a trained DualUnc model and write "
+                                                 "voxel-wise uncertainty maps (KL between its two decoders, Eq. 2) "
+                                                 "and uncertainty_ranking.tsv (most uncertain case first).")
+    parser.add_argument("-i", required=True, help="input folder (nnU-Net naming: CASE_0000.nii.gz, ...)")
+    parser.add_argument("-o", required=True, help="output folder")
+    _add_model_arguments(parser)
+    parser.add_argument("-device", default="cuda", choices=("cuda", "cpu", "mps"), help="as nnUNetv2_predict")
+    parser.add_argument("--disable_tta", action="store_true", help="no test-time mirroring (faster)")
+    args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("ERROR: -device cuda, but torch sees no CUDA GPU here: pass -device cpu")
+    folder, folds = _model_folder_and_folds(args)
+    try:
+        predict_uncertainty_folder(folder, args.i, args.o, folds, args.chk, torch.device(args.device),
+                                   use_mirroring=not args.disable_tta)
+    except (FileNotFoundError, ValueError) as e:  # their messages name the file and the fix
         raise SystemExit(f"ERROR: {e}")
 
 
@@ -96,6 +137,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         "trainer-path": lambda rest: print(trainer_path()),
         "preprocess-unlabelled": lambda rest: _lazy("nnunetv2_dualunc.data.unlabelled", "preprocess_unlabelled_entry")(rest),
         "export": _export_entry,
+        "predict-uncertainty": _predict_uncertainty_entry,
         "demo": lambda rest: _lazy("nnunetv2_dualunc.demo", "demo_entry")(rest),
         "build-ssl-dataset": lambda rest: _lazy("nnunetv2_dualunc.data.ssl_dataset", "build_ssl_dataset_entry")(rest),
         "write-ssl-splits": lambda rest: _lazy("nnunetv2_dualunc.data.ssl_dataset", "write_ssl_splits_entry")(rest),

@@ -207,13 +207,16 @@ def _environment_without(*names) -> dict:
 
 
 @pytest.mark.parametrize("command", ["build-ssl-dataset", "plan-and-preprocess", "preprocess-unlabelled",
-                                     "write-ssl-splits", "add-cpu-configuration", "export"])
+                                     "write-ssl-splits", "add-cpu-configuration", "export",
+                                     "predict-uncertainty"])
 def test_plugin_commands_say_how_to_set_nnunet_ext_trainer(command, monkeypatch, capsys, tmp_path):
     for name in NNUNET_FOLDER_VARIABLES + ("nnUNet_extTrainer",):
         monkeypatch.delenv(name, raising=False)
     arguments = {"build-ssl-dataset": ["-i", str(tmp_path / "missing"), "-d", "5", "-n", "X", "-o", str(tmp_path),
                                        "--labelled", "a", "--validation", "b", "--unlabelled", "c"],
-                 "export": ["-d", DATASET_ID, "-c", "2d", "-o", str(tmp_path)]}.get(command, ["-d", DATASET_ID])
+                 "export": ["-d", DATASET_ID, "-c", "2d", "-o", str(tmp_path)],
+                 "predict-uncertainty": ["-i", str(tmp_path), "-o", str(tmp_path / "o"), "-d", DATASET_ID, "-c", "2d",
+                                         "-device", "cpu"]}.get(command, ["-d", DATASET_ID])
     with pytest.raises(SystemExit):  # stops at the missing nnU-Net folders or the missing source dataset
         cli.main([command] + arguments)
     printed = capsys.readouterr().err
@@ -251,6 +254,8 @@ def test_nnunet_train_without_ext_trainer_names_the_variable():
                            "--unlabelled", "c"], ["nnUNet_raw"]),
     ("write-ssl-splits", ["-d", DATASET_ID], ["nnUNet_raw", "nnUNet_preprocessed"]),
     ("export", ["-d", DATASET_ID, "-c", "2d", "-o", "/nonexistent"], ["nnUNet_results"]),
+    ("predict-uncertainty", ["-i", "/nonexistent", "-o", "/nonexistent", "-d", DATASET_ID, "-c", "2d", "-device",
+                             "cpu"], ["nnUNet_results"]),
     ("add-cpu-configuration", ["-d", DATASET_ID], ["nnUNet_preprocessed"]),
     ("plan-and-preprocess", ["-d", DATASET_ID, "-c", "2d"], ["nnUNet_raw", "nnUNet_preprocessed"]),
 ])

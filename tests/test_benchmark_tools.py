@@ -113,3 +113,38 @@ def test_console_scripts_for_unpacked_wheels_run_only_as_main(tmp_path):
     imported = subprocess.run([sys.executable, "-c", f"import runpy; runpy.run_path({str(script)!r}, run_name='w')"],
                               env=env, capture_output=True, text=True)
     assert imported.returncode == 0 and imported.stdout == ""
+
+
+def _write_metrics(folder, seed, dice_by_method):
+    """A work folder as the benchmark runner leaves it: metrics_<method>.json per method, results.json."""
+    folder.mkdir()
+    for method, per_case in dice_by_method.items():
+        metrics = {"per_case": {case: {"1": {"dice": d1}, "2": {"dice": d2}} for case, (d1, d2) in per_case.items()}}
+        (folder / f"metrics_{method}.json").write_text(json.dumps(metrics))
+    (folder / "results.json").write_text(json.dumps({"seed": seed}))
+    return str(folder)
+
+
+def test_compare_runs_pairs_each_method_with_the_reference_within_a_seed(tmp_path):
+    import compare_runs
+
+    seed0 = _write_metrics(tmp_path / "s0", 0, {"supervised": {"a": (0.6, 0.8), "b": (0.5, 0.5)},
+                                                "dualunc": {"a": (0.8, 0.8), "b": (0.4, 0.6)}})
+    seed1 = _write_metrics(tmp_path / "s1", 1, {"supervised": {"a": (0.4, 0.4), "b": (0.6, 0.6)},
+                                                "dualunc": {"a": (0.6, 0.6), "b": (0.6, 0.7)},
+                                                "self_training": {"a": (0.1, 0.1), "b": (0.1, 0.1)}})
+    result = compare_runs.compare([compare_runs.read_run(seed0), compare_runs.read_run(seed1)])
+    sup, dual = result["methods"]["supervised"], result["methods"]["dualunc"]
+    assert sup["mean_dice"] == pytest.approx([0.6, 0.5]) and sup["sd_over_runs"] == pytest.approx(0.0707107)
+    # case means: seed 0 a 0.7 -> 0.8, b 0.5 -> 0.5; seed 1 a 0.4 -> 0.6, b 0.6 -> 0.65
+    assert dual["difference_per_run"] == pytest.approx([0.05, 0.125]) and dual["difference_seeds"] == [0, 1]
+    assert (dual["cases_better"], dual["cases_compared"]) == (3, 4)
+    assert result["methods"]["self_training"]["difference_seeds"] == [1]  # only seed 1 has it
+    assert "| dualunc | 0.6500 (0), 0.6250 (1) |" in compare_runs.markdown(result)
+
+
+def test_compare_runs_names_a_folder_without_results(tmp_path):
+    import compare_runs
+
+    with pytest.raises(FileNotFoundError, match="metrics_<method>.json"):
+        compare_runs.read_run(str(tmp_path))

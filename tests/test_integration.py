@@ -65,6 +65,23 @@ def test_train_predict_export(planned_workspace, tmp_path):
     assert files == ["syn_t_000.nii.gz", "syn_t_001.nii.gz"]
     assert labels <= {0, 1, 2, 3}
 
+    # uncertainty maps: nnUNetv2_predict's segmentation, plus a KL map per case in the image's geometry, ranked
+    uncertain = str(tmp_path / "uncertainty")
+    ws.run(["nnunetv2_dualunc", "predict-uncertainty", "-i", images, "-o", uncertain, "-d", "991", "-c", "2d", "-f",
+            "all", "-tr", TRAINER, "-device", "cpu", "--disable_tta"], "uncertainty.log")
+    for f in files:
+        case = f[: -len(".nii.gz")]
+        segmentation = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(uncertain, f)))
+        assert (segmentation == sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(predicted, f)))).mean() > 0.99
+        kl_map = sitk.ReadImage(os.path.join(uncertain, f"{case}_uncertainty.nii.gz"))
+        image = sitk.ReadImage(os.path.join(images, f"{case}_0000.nii.gz"))
+        assert kl_map.GetSize() == image.GetSize() and kl_map.GetOrigin() == image.GetOrigin()
+        assert kl_map.GetSpacing() == image.GetSpacing() and kl_map.GetDirection() == image.GetDirection()
+        kl = sitk.GetArrayFromImage(kl_map)
+        assert kl.dtype == np.float32 and kl.min() >= 0 and kl.max() > 0
+    ranked = [line.split("\t") for line in open(os.path.join(uncertain, "uncertainty_ranking.tsv")).read().splitlines()]
+    assert ranked[0][:2] == ["rank", "case"] and sorted(row[1] for row in ranked[1:]) == ["syn_t_000", "syn_t_001"]
+
     # exported plain model: predicted by nnU-Net WITHOUT the plugin's trainers on the path
     exported = str(tmp_path / "exported")
     export = ws.run(["nnunetv2_dualunc", "export", "-d", "991", "-c", "2d", "-tr", TRAINER, "-f", "all",

@@ -123,8 +123,12 @@ class DualDecoderUNet(nn.Module):
 
     ``forward(x)`` behaves exactly like the plain network, so nnU-Net's predictor, validation and
     ``set_deep_supervision_enabled`` work unchanged; ``forward(x, return_auxiliary=True)`` runs the encoder once and
-    returns ``(main_output, aux_output)``.
+    returns ``(main_output, aux_output)``. Setting ``inference_output = 'auxiliary'`` makes ``forward(x)`` return the
+    auxiliary decoder's output instead, so nnU-Net's sliding-window predictor can produce it (uncertainty maps).
     """
+
+    #: what forward(x) returns: 'main' (nnU-Net's prediction) or 'auxiliary' (the second decoder's output)
+    inference_output: str = 'main'
 
     def __init__(self, unet: nn.Module, aux_decoder: InterpolationDecoder):
         super().__init__()
@@ -150,6 +154,8 @@ class DualDecoderUNet(nn.Module):
 
     def forward(self, x: torch.Tensor, return_auxiliary: bool = False):
         skips = self.encoder(x)
+        if self.inference_output == 'auxiliary' and not return_auxiliary:
+            return self.aux_decoder(skips)
         main_output = self.decoder(skips)
         if not return_auxiliary:
             return main_output

@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Several benchmark runs (seeds) of the same subset side by side: is a method's gain larger than the seed noise?
+
+One CPU-profile run per method says little: two seeds of the same supervised baseline differed by 4 Dice points on
+ACDC (docs/BENCHMARKS.md). This reads the `metrics_<method>.json` files that `benchmarks/acdc.py` and
+`benchmarks/hippocampus.py` leave in their work folders (one folder per seed) and reports, per method:
+
+- mean Dice of each run, and mean +- standard deviation over the runs that have the method;
+- the difference to a reference method (default: supervised) in each run that has both, and its mean;
+- per case (mean Dice over the classes), how many of the validation cases the method segments better than the
+  reference, pooled over those runs, with the Wilcoxon signed-rank p-value of the pooled per-case differences
+  (cases repeat across seeds, so this p-value understates the uncertainty: read it next to the per-run numbers).
+
+    .venv/bin/python benchmarks/compare_runs.py /tmp/dualunc_bench/ACDC_labeled_7_cpu_seed{0,1}/labeled_7 \\
+        --out docs/results/acdc_cpu_labeled_7_seeds
+
+Writes <out>.md and <out>.json when --out is given; the work folders are only read.
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import statistics
+import sys
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+from scipy.stats import wilcoxon
+
+METRICS_FILE = re.compile(r"^metrics_(?P<method>.+)\.json$")
+
+
+@dataclass
+class Run:
+    """One work folder: its seed (from results.json) and each method's per-case mean Dice."""
+    folder: str
+    seed: Optional[int]
+    case_dice: Dict[str, Dict[str, float]]  # method -> case -> mean Dice over the classes
+
+    def mean_dice(self, method: str) -> float:
+        return statistics.fmean(self.case_dice[method].values())
+
+
+def read_run(folder: str) -> Run:
+    files = sorted(glob.glob(os.path.join(folder, "metrics_*.json")))
+    if not files:
+        raise FileNotFoundError(f"{folder} holds no metrics_<method>.json: pass the work folder of a finished "
+                                f"benchmark run (the folder with results.md)")
+    case_dice = {}
+    for path in files:
+        method = METRICS_FILE.match(os.path.basename(path)).group("method")
+        with open(path) as f:
+            per_case = json.load(f)["per_case"]
+        case_dice[method] = {case: statistics.fmean(c["dice"] for c in classes.values())
+                             for case, classes in per_case.items()}
+    seed = None
+    results = os.path.join(folder, "results.json")
+    if os.path.isfile(results):
+        with open(results) as f:
+            seed = json.load(f).get("seed")
+    return Run(os.path.abspath(folder), seed, case_dice)
+
+
+def compare(runs: Sequence[Run], reference: str = "supervised") -> dict:
+    """Per method: per-run mean Dice, mean/sd over runs, differences to the reference (per run and per case)."""
+    methods = sorted({m for r in runs for m in r.case_dice}, key=lambda m: (m != reference, m))
+    out = {"reference": reference, "runs": [{"folder": r.folder, "seed": r.seed} for r in runs], "methods": {}}
+    for method in methods:
+        having = [r for r in runs if method in r.case_dice]
+        means = [r.mean_dice(method) for r in having]
+        entry = {"seeds": [r.seed for r in having], "mean_dice": means,
+                 "mean_over_runs": statistics.fmean(means),
+                 "sd_over_runs": statistics.stdev(means) if len(means) > 1 else None}
+        paired = [r for r in having if reference in r.case_dice and method != reference]
+        if paired:
+            case_differences = []
+            for r in paired:
+                cases = r.case_dice[reference].keys()
+                if set(cases) != set(r.case_dice[method]):
+                    raise ValueError(f"{r.folder}: {method} and {reference} were evaluated on different cases")
+                case_differences += [r.case_dice[method][c] - r.case_dice[reference][c] for c in cases]
+            run_differences = [r.mean_dice(method) - r.mean_dice(reference) for r in paired]
+            nonzero = [d for d in case_differences if d != 0]
+            entry.update({
+                "difference_seeds": [r.seed for r in paired],
+                "difference_per_run": run_differences,
+                "mean_difference": statistics.fmean(run_differences),
+                "cases_better": sum(d > 0 for d in case_differences),
+                "cases_compared": len(case_differences),
+                "wilcoxon_p": float(wilcoxon(nonzero).pvalue) if len(nonzero) >= 2 else None,
+            })
+        out["methods"][method] = entry
+    return out
+
+
+def markdown(comparison: dict) -> str:
+    reference = comparison["reference"]
+    seeds = ", ".join(str(r["seed"]) for r in comparison["runs"])
+    lines = [f"Runs (seeds {seeds}): " + "; ".join(r["folder"] for r in comparison["runs"]), "",
+             f"| method | mean Dice per run (seed) | mean +- sd over runs | minus {reference}, per run | mean "
+             f"difference | cases better than {reference} | Wilcoxon p (pooled cases) |",
+             "|---|---|---|---|---|---|---|"]
+    for method, e in comparison["methods"].items():
+        per_run = ", ".join(f"{d:.4f} ({s})" for d, s in zip(e["mean_dice"], e["seeds"]))
+        spread = f"{e['mean_over_runs']:.4f}" + (f" +- {e['sd_over_runs']:.4f}" if e["sd_over_runs"] is not None else "")
+        if "difference_per_run" in e:
+            diffs = ", ".join(f"{100 * d:+.1f} ({s})" for d, s in zip(e["difference_per_run"], e["difference_seeds"]))
+            mean_diff = f"{100 * e['mean_difference']:+.1f} points"
+            better = f"{e['cases_better']} / {e['cases_compared']}"
+            p = "-" if e["wilcoxon_p"] is None else f"{e['wilcoxon_p']:.3g}"
+        else:
+            diffs = mean_diff = better = p = "-"
+        lines.append(f"| {method} | {per_run} | {spread} | {diffs} | {mean_diff} | {better} | {p} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folders", nargs="+", help="work folders of finished runs (one per seed)")
+    parser.add_argument("--reference", default="supervised", help="method the others are compared with")
+    parser.add_argument("--out", help="write <out>.md and <out>.json")
+    args = parser.parse_args(argv)
+    try:
+        comparison = compare([read_run(f) for f in args.folders], args.reference)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"ERROR: {e}")
+    table = markdown(comparison)
+    print(table)
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out + ".md", "w") as f:
+            f.write(table)
+        with open(args.out + ".json", "w") as f:
+            json.dump(comparison, f, indent=1)
+        print(f"written: {args.out}.md, {args.out}.json", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
