@@ -258,7 +258,7 @@ FOLD = "all"
 _PROGRESS_PATTERN = re.compile(r"Epoch \d+$|train_loss|Pseudo dice|Epoch time|Mean Validation Dice|Training done"
                                r"|unsupervised loss|[Pp]hase|[Ss]tage|[Rr]anking|[Pp]seudo-?label"
                                r"|Preprocessing dataset|Plans were saved|^Predicting |Segmentation export complete"
-                               r"|WARNING|Error|Traceback")
+                               r"|mean KL|WARNING|Error|Traceback")
 _PROGRESS_BAR = re.compile(r"\d+%\|")  # tqdm redraws: one "line" per refresh, too many to show
 _LOG_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d+: ")
 # the folder holding the nnunetv2_dualunc package (a source checkout or site-packages)
@@ -358,18 +358,19 @@ def _trainer_output_folder(results_dir: str, method: str, dataset_id: int) -> st
                         f"{method}__{PLANS_IDENTIFIER}__{CONFIGURATION}", f"fold_{FOLD}")
 
 
-def _check_trainers_exist(methods: Sequence[str], env: Dict[str, str]) -> None:
-    """Fail before any long step if nnU-Net cannot find one of the requested trainer classes."""
+def _check_trainers_exist(methods: Sequence[str], env: Dict[str, str]) -> Dict[str, type]:
+    """Fail before any long step if nnU-Net cannot find one of the requested trainer classes; return them."""
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
     previous = os.environ.get("nnUNet_extTrainer")
     os.environ["nnUNet_extTrainer"] = env["nnUNet_extTrainer"]
+    classes = {}
     try:
         for method in methods:
             try:
                 # the search narrates every module it inspects, and importing trainers warns about torch.jit
                 with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    recursive_find_trainer_class_by_name(method)
+                    classes[method] = recursive_find_trainer_class_by_name(method)
             except RuntimeError as error:
                 raise RuntimeError(f"nnU-Net cannot find the trainer '{method}' (searched nnunetv2 and "
                                    f"{env['nnUNet_extTrainer']}); pass existing trainer names with "
@@ -379,6 +380,7 @@ def _check_trainers_exist(methods: Sequence[str], env: Dict[str, str]) -> None:
             del os.environ["nnUNet_extTrainer"]
         else:
             os.environ["nnUNet_extTrainer"] = previous
+    return classes
 
 
 def _record_demo_config(output_dir: str, config: dict) -> None:
@@ -421,6 +423,20 @@ def format_dice_table(results: Dict[str, dict], labels: Optional[Dict[str, int]]
     return "\n".join(lines)
 
 
+def format_uncertainty_ranking(ranking_file: str, case_dice: Dict[str, Dict[int, float]]) -> Tuple[str, float]:
+    """The predict-uncertainty ranking beside each case's Dice, and their Spearman correlation (negative: the cases
+    the model is least sure about are the ones it segments worst)."""
+    from scipy.stats import spearmanr
+
+    with open(ranking_file) as f:
+        rows = [line.rstrip("\n").split("\t") for line in f][1:]
+    dice = [float(np.mean(list(case_dice[case].values()))) for _, case, *_ in rows]
+    lines = ["| rank (most uncertain first) | case | mean KL over foreground | Dice (mean) |", "|---|---|---|---|"]
+    lines += [f"| {rank} | {case} | {kl} | {d:.4f} |" for (rank, case, kl, *_), d in zip(rows, dice)]
+    rho = float(spearmanr([float(r[2]) for r in rows], dice)[0]) if len(rows) > 1 else float("nan")
+    return "\n".join(lines), rho
+
+
 def run_demo(output_dir: str, seed: int = 0, methods: Sequence[str] = DEMO_METHODS,
              dataset_preset: Optional[dict] = None, dataset_id: int = DATASET_ID, num_processes: int = 2,
              verbose: bool = False, device: str = "cpu") -> dict:
@@ -433,6 +449,7 @@ def run_demo(output_dir: str, seed: int = 0, methods: Sequence[str] = DEMO_METHO
     from its latest checkpoint. Writes dice_results.json and dice_table.md into output_dir and returns
     {"dice": {method: dice_per_class result}, "timings_s": {step: seconds}}."""
     from nnunetv2_dualunc.evaluation.dice import dice_per_class
+    from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
 
     clock = _Clock()
     output_dir = os.path.abspath(output_dir)
@@ -440,7 +457,7 @@ def run_demo(output_dir: str, seed: int = 0, methods: Sequence[str] = DEMO_METHO
     methods = list(methods)
     env = nnunet_environment(output_dir, num_processes)
     clock.header(f"Checking trainers {', '.join(methods)}")
-    _check_trainers_exist(methods, env)
+    trainer_classes = _check_trainers_exist(methods, env)
     os.makedirs(os.path.join(output_dir, "logs"), exist_ok=True)
     _record_demo_config(output_dir, {"seed": seed, "dataset_id": dataset_id,
                                      **{k: list(v) if isinstance(v, tuple) else v for k, v in preset.items()}})
@@ -475,7 +492,7 @@ def run_demo(output_dir: str, seed: int = 0, methods: Sequence[str] = DEMO_METHO
 
     # data augmentation in the training process itself: worker processes cost more than they save on 2 cores
     train_env = dict(env, nnUNet_n_proc_DA="0") if device == "cpu" else env
-    results = {}
+    results, uncertainty = {}, {}
     for method in methods:
         trainer_folder = _trainer_output_folder(env["nnUNet_results"], method, dataset_id)
         checkpoint = os.path.join(trainer_folder, "checkpoint_final.pth")
@@ -508,20 +525,48 @@ def run_demo(output_dir: str, seed: int = 0, methods: Sequence[str] = DEMO_METHO
         finish(f"predict_{method}", started)
         results[method] = dice_per_class(prediction_dir, os.path.join(raw_folder, TEST_LABELS_FOLDER),
                                          [v for v in LABELS.values() if v != 0], FILE_ENDING)
+        if issubclass(trainer_classes[method], nnUNetTrainerDualUnc):
+            started = time.time()
+            uncertainty[method] = _uncertainty_step(method, test_images, checkpoint, results[method]["per_case"],
+                                                    dataset_id, device, env, output_dir, clock, verbose)
+            finish(f"uncertainty_{method}", started)
 
     clock.header("Dice on the held-out test cases")
     table = format_dice_table(results)
     print(table, flush=True)
     timings["total"] = round(clock.elapsed(), 1)
     summary = {"dataset": dataset_name(dataset_id), "seed": seed, "preset": preset, "labels": LABELS,
-               "dice": results, "timings_s": timings}
+               "dice": results, "uncertainty": uncertainty, "timings_s": timings}
     with open(os.path.join(output_dir, "dice_results.json"), "w") as f:
         json.dump(summary, f, indent=2, default=list)
     with open(os.path.join(output_dir, "dice_table.md"), "w") as f:
         f.write(f"# Dice on {dataset_name(dataset_id)} (seed {seed}, {preset['n_labelled']} labelled, "
                 f"{preset['n_unlabelled']} unlabelled, {preset['n_test']} test cases)\n\n{table}\n")
     clock.say(f"Done in {timings['total']:.0f} s. Results: {output_dir}/dice_table.md, dice_results.json")
-    return {"dice": results, "timings_s": timings}
+    return {"dice": results, "uncertainty": uncertainty, "timings_s": timings}
+
+
+def _uncertainty_step(method: str, test_images: str, checkpoint: str, case_dice: Dict[str, Dict[int, float]],
+                      dataset_id: int, device: str, env: Dict[str, str], output_dir: str, clock: "_Clock",
+                      verbose: bool) -> dict:
+    """`nnunetv2_dualunc predict-uncertainty` on the test images; print its case ranking beside each case's Dice."""
+    from nnunetv2_dualunc.uncertainty_maps import RANKING_FILE
+
+    clock.header(f"Uncertainty maps and case ranking with {method} (KL between its two decoders)")
+    folder = os.path.join(output_dir, "uncertainty", method)
+    ranking_file = os.path.join(folder, RANKING_FILE)
+    if os.path.isfile(ranking_file) and os.path.getmtime(ranking_file) > os.path.getmtime(checkpoint):
+        clock.say("already done")
+    else:
+        _run_logged([console_script("nnunetv2_dualunc"), "predict-uncertainty", "-i", test_images, "-o", folder,
+                     "-d", str(dataset_id), "-c", CONFIGURATION, "-f", FOLD, "-tr", method, "-device", device,
+                     "--disable_tta"], env, os.path.join(output_dir, "logs", f"uncertainty_{method}.log"), clock,
+                    verbose)
+    table, rho = format_uncertainty_ranking(ranking_file, case_dice)
+    print(table, flush=True)
+    clock.say(f"Spearman correlation of case uncertainty with case Dice: {rho:+.2f} (negative: the ranking puts the "
+              f"worst segmentations first). Maps: {folder}/CASE_uncertainty.nii.gz")
+    return {"folder": folder, "spearman_uncertainty_vs_dice": rho}
 
 
 def demo_entry(argv: Optional[Sequence[str]] = None) -> int:

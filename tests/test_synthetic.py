@@ -230,3 +230,14 @@ def test_demo_methods_take_the_same_number_of_gradient_steps():
     dualunc = nnUNetTrainerDualUnc_demo
     assert dualunc.pretrain_epochs + dualunc.stage1_epochs + dualunc.stage2_epochs == DEMO_EPOCHS
     assert dualunc.iterations_per_epoch == DEMO_ITERATIONS_PER_EPOCH
+
+
+def test_uncertainty_ranking_is_shown_beside_each_cases_dice(tmp_path):
+    ranking = tmp_path / "uncertainty_ranking.tsv"
+    ranking.write_text("rank\tcase\tmean_kl_foreground\tmean_kl_image\tforeground_voxels\n"
+                       "1\tb\t0.5\t0.1\t10\n2\tc\t0.2\t0.05\t10\n3\ta\t0.1\t0.01\t10\n")
+    case_dice = {"a": {1: 0.9, 2: 1.0}, "b": {1: 0.5, 2: 0.6}, "c": {1: 0.7, 2: 0.8}}
+    table, rho = demo.format_uncertainty_ranking(str(ranking), case_dice)
+    assert table.splitlines()[2] == "| 1 | b | 0.5 | 0.5500 |"
+    assert table.splitlines()[4] == "| 3 | a | 0.1 | 0.9500 |"
+    assert rho == pytest.approx(-1.0)  # most uncertain = worst segmented, in this order
