@@ -28,6 +28,8 @@ from typing import Dict, List, Optional, Sequence
 
 from scipy.stats import wilcoxon
 
+from nnunetv2_dualunc.evaluation.evaluate_folders import mean_dice_per_case
+
 METRICS_FILE = re.compile(r"^metrics_(?P<method>.+)\.json$")
 
 
@@ -51,9 +53,7 @@ def read_run(folder: str) -> Run:
     for path in files:
         method = METRICS_FILE.match(os.path.basename(path)).group("method")
         with open(path) as f:
-            per_case = json.load(f)["per_case"]
-        case_dice[method] = {case: statistics.fmean(c["dice"] for c in classes.values())
-                             for case, classes in per_case.items()}
+            case_dice[method] = mean_dice_per_case(json.load(f)["per_case"])
     seed = None
     results = os.path.join(folder, "results.json")
     if os.path.isfile(results):

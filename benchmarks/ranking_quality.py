@@ -38,7 +38,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunetv2_dualunc.atomic_files import atomic_write_json
 from nnunetv2_dualunc.data.unlabelled import find_unlabelled_cases
-from nnunetv2_dualunc.evaluation.evaluate_folders import evaluate_folders, labels_from_dataset_json
+from nnunetv2_dualunc.evaluation.evaluate_folders import evaluate_folders, labels_from_dataset_json, mean_dice_per_case
 from nnunetv2_dualunc.method.ranking import RELIABLE, rank_cases, read_ranking, sample_uncertainty
 from nnunetv2_dualunc.method.schedule import StageSchedule
 from nnunetv2_dualunc.network.dual_decoder import strip_auxiliary_decoder
@@ -149,8 +149,7 @@ def main(argv: List[str] = None) -> None:
     ending = run.dataset_json["file_ending"]
     references = reference_links([r.case for r in ranking], args.references, ending, os.path.join(out, "references"))
     evaluation = evaluate_folders(predictions, references, labels, ending, num_processes=args.np)
-    dice = {case: float(np.mean([evaluation["per_case"][case][label]["dice"] for label in labels]))
-            for case in evaluation["cases"]}
+    dice = mean_dice_per_case(evaluation["per_case"])
 
     scores = {"trainer": {r.case: r.score for r in ranking}}  # the run's own unlabelled_ranking.tsv
     summary = {"fold_folder": run.fold_folder, "teacher_epoch": run.schedule.teacher_epoch,

@@ -29,8 +29,9 @@ import SimpleITK as sitk
 import torch
 from scipy.stats import rankdata, spearmanr
 
-from nnunetv2_dualunc.evaluation.evaluate_folders import evaluate_folders
-from nnunetv2_dualunc.uncertainty_maps import MAP_SUFFIX, predict_uncertainty_folder
+from nnunetv2_dualunc.evaluation.evaluate_folders import evaluate_folders, labels_from_dataset_json, mean_dice_per_case
+from nnunetv2_dualunc.uncertainty_maps import (MAP_SUFFIX, RANKING_FILE, predict_uncertainty_folder,
+                                               read_uncertainty_ranking)
 
 
 def auroc(scores: np.ndarray, positive: np.ndarray) -> Optional[float]:
@@ -55,14 +56,8 @@ def _link_images(images: str, cases: List[str], file_ending: str, folder: str) -
 
 
 def judge(out: str, references: str, cases: List[str], labels: List[int], file_ending: str) -> Dict:
-    scores = {}
-    with open(os.path.join(out, "uncertainty_ranking.tsv")) as f:
-        next(f)
-        for line in f:
-            _, case, mean_kl_fg, _, _ = line.rstrip("\n").split("\t")
-            scores[case] = float(mean_kl_fg)
-    dice = evaluate_folders(out, references, labels, file_ending)["per_case"]
-    case_dice = {c: float(np.mean([dice[c][label]["dice"] for label in labels])) for c in cases}
+    scores = {c.case: c.mean_kl_foreground for c in read_uncertainty_ranking(os.path.join(out, RANKING_FILE))}
+    case_dice = mean_dice_per_case(evaluate_folders(out, references, labels, file_ending)["per_case"])
     rho, p = spearmanr([scores[c] for c in cases], [case_dice[c] for c in cases])
     kl_fg, wrong_fg, kl_all, wrong_all = [], [], [], []
     for case in cases:
@@ -98,12 +93,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     with open(os.path.join(args.model_folder, "dataset.json")) as f:
         dataset_json = json.load(f)
     file_ending = dataset_json["file_ending"]
-    labels = sorted(v for k, v in dataset_json["labels"].items() if k != "background" and isinstance(v, int))
+    labels, _ = labels_from_dataset_json(dataset_json)
     cases = sorted(f[: -len(file_ending)] for f in os.listdir(args.references) if f.endswith(file_ending))
     images = os.path.join(args.out, "images")
     _link_images(args.images, cases, file_ending, images)
     folds = [f if f == "all" else int(f) for f in args.f] if args.f else None
-    if not os.path.isfile(os.path.join(args.out, "uncertainty_ranking.tsv")):
+    if not os.path.isfile(os.path.join(args.out, RANKING_FILE)):
         predict_uncertainty_folder(args.model_folder, images, args.out, folds, device=torch.device(args.device),
                                    use_mirroring=args.tta)
     result = judge(args.out, args.references, cases, labels, file_ending)

@@ -428,12 +428,14 @@ def format_uncertainty_ranking(ranking_file: str, case_dice: Dict[str, Dict[int,
     the model is least sure about are the ones it segments worst)."""
     from scipy.stats import spearmanr
 
-    with open(ranking_file) as f:
-        rows = [line.rstrip("\n").split("\t") for line in f][1:]
-    dice = [float(np.mean(list(case_dice[case].values()))) for _, case, *_ in rows]
+    from nnunetv2_dualunc.uncertainty_maps import read_uncertainty_ranking
+
+    ranking = read_uncertainty_ranking(ranking_file)
+    dice = [float(np.mean(list(case_dice[c.case].values()))) for c in ranking]
     lines = ["| rank (most uncertain first) | case | mean KL over foreground | Dice (mean) |", "|---|---|---|---|"]
-    lines += [f"| {rank} | {case} | {kl} | {d:.4f} |" for (rank, case, kl, *_), d in zip(rows, dice)]
-    rho = float(spearmanr([float(r[2]) for r in rows], dice)[0]) if len(rows) > 1 else float("nan")
+    lines += [f"| {rank} | {c.case} | {c.mean_kl_foreground:.6g} | {d:.4f} |"
+              for rank, (c, d) in enumerate(zip(ranking, dice), start=1)]
+    rho = float(spearmanr([c.mean_kl_foreground for c in ranking], dice)[0]) if len(ranking) > 1 else float("nan")
     return "\n".join(lines), rho
 
 

@@ -23,12 +23,12 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 from nnunetv2.inference.export_prediction import convert_predicted_logits_to_segmentation_with_correct_shape
-from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
 from torch._dynamo import OptimizedModule
 
 from nnunetv2_dualunc.atomic_files import atomic_output
 from nnunetv2_dualunc.network.dual_decoder import DualDecoderUNet
+from nnunetv2_dualunc.training.self_training import sliding_window_predictor
 
 MAP_SUFFIX = "_uncertainty.nii.gz"
 RANKING_FILE = "uncertainty_ranking.tsv"
@@ -75,6 +75,17 @@ def write_uncertainty_ranking(path: str, cases: Sequence[CaseUncertainty]) -> No
                              c.foreground_voxels])
 
 
+def read_uncertainty_ranking(path: str) -> List[CaseUncertainty]:
+    """The cases of an uncertainty_ranking.tsv, in its order (most uncertain first)."""
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        if tuple(reader.fieldnames or ()) != RANKING_COLUMNS:
+            raise ValueError(f"{path} is not an uncertainty ranking (expected the columns {RANKING_COLUMNS}); "
+                             f"write it with `nnunetv2_dualunc predict-uncertainty`")
+        return [CaseUncertainty(row["case"], float(row["mean_kl_foreground"]), float(row["mean_kl_image"]),
+                                int(row["foreground_voxels"])) for row in reader]
+
+
 def write_float_map(values: np.ndarray, path: str, properties: dict) -> None:
     """A float map in the geometry nnU-Net read the image with. SimpleITK-read datasets (NIfTI, NRRD, MHA...) keep
     spacing, origin and direction; for other readers only the spacing is known, so only the spacing is written."""
@@ -98,9 +109,7 @@ class UncertaintyPredictor:
     def __init__(self, model_folder: str, folds: Optional[Sequence[Fold]] = None,
                  checkpoint_name: str = "checkpoint_final.pth", device: torch.device = torch.device("cuda"),
                  use_mirroring: bool = True):
-        self.predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=use_mirroring,
-                                         perform_everything_on_device=device.type == "cuda", device=device,
-                                         verbose=False, allow_tqdm=False)
+        self.predictor = sliding_window_predictor(device, use_mirroring)
         self.predictor.initialize_from_trained_model_folder(model_folder, folds, checkpoint_name)
         network = self.predictor.network
         self.network = network._orig_mod if isinstance(network, OptimizedModule) else network
@@ -113,6 +122,7 @@ class UncertaintyPredictor:
         if self.predictor.configuration_manager.previous_stage_name is not None:
             raise ValueError(f"{model_folder}: cascade configurations (previous stage "
                              f"{self.predictor.configuration_manager.previous_stage_name}) are not supported")
+        self.preprocessor = self.predictor.configuration_manager.preprocessor_class(verbose=False)
 
     @property
     def file_ending(self) -> str:
@@ -121,8 +131,7 @@ class UncertaintyPredictor:
     def predict_case(self, image_files: Sequence[str]) -> Tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
         """(segmentation, KL map, auxiliary decoder's labels, properties), all in the image's original geometry."""
         p = self.predictor
-        preprocessor = p.configuration_manager.preprocessor_class(verbose=False)
-        data, _, properties = preprocessor.run_case(list(image_files), None, p.plans_manager,
+        data, _, properties = self.preprocessor.run_case(list(image_files), None, p.plans_manager,
                                                     p.configuration_manager, p.dataset_json)
         data = torch.from_numpy(data)
         results = {}

@@ -121,6 +121,12 @@ def markdown_table(results: Dict[str, dict], label_names: Optional[Dict[int, str
     return "\n".join(lines) + "\n"
 
 
+def mean_dice_per_case(per_case: Dict[str, Dict]) -> Dict[str, float]:
+    """Each case's Dice averaged over its classes, from evaluate_folders' (or its JSON's) "per_case"."""
+    return {case: float(np.mean([metrics["dice"] for metrics in classes.values()]))
+            for case, classes in per_case.items()}
+
+
 def labels_from_dataset_json(dataset_json: dict, dataset_json_file: str = "dataset.json"
                              ) -> Tuple[List[int], Dict[int, str]]:
     """Foreground labels (ignore label excluded) and their names from an nnU-Net dataset.json's content

@@ -394,6 +394,13 @@ class nnUNetTrainerSelfTraining(nnUNetTrainer):
         self.dataloader_unlabelled = None
 
 
+def sliding_window_predictor(device: torch.device, use_mirroring: bool) -> nnUNetPredictor:
+    """nnU-Net's predictor as the plugin uses it: nnU-Net's tiling defaults, quiet, on the device when it is a GPU."""
+    return nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=use_mirroring,
+                           perform_everything_on_device=device.type == "cuda", device=device, verbose=False,
+                           allow_tqdm=False)
+
+
 class SnapshotPredictor:
     """Softmax predictions of preprocessed cases with given weights, through nnU-Net's sliding-window predictor.
 
@@ -407,9 +414,7 @@ class SnapshotPredictor:
         """parameters: weights for the predictor's own file-based prediction (predict_from_files); probabilities()
         takes its weights per call and does not need them."""
         self.network = network
-        self.predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=use_mirroring,
-                                         perform_everything_on_device=device.type == "cuda", device=device,
-                                         verbose=False, allow_tqdm=False)
+        self.predictor = sliding_window_predictor(device, use_mirroring)
         self.predictor.manual_initialization(network, plans_manager, configuration_manager, parameters, dataset_json,
                                              trainer_name, mirroring_axes)
         self._loaded = None
