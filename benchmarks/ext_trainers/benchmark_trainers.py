@@ -29,6 +29,9 @@ PROFILES: Dict[str, Tuple[int, Tuple[int, int, int], int, int]] = {
     # ACDC nnU-Net 2d on one H100-class GPU: 8,000 steps; DualUnc ~16 min on an H200 by the step times measured with
     # benchmarks/gpu_calibration.py (docs/BENCHMARKS.md section 5), ~21 min on an H100 if it scales with bandwidth
     "acdcGPU": (32, (16, 8, 8), 250, 20),
+    # ACDC 2d_cpu, supervised only, long enough to reach the validation plateau: the good teacher that the
+    # warm-start profile (acdcCPUwarm) continues from; 2500 steps, ~25 min on 2 idle cores
+    "acdcCPUteacher": (50, (1, 0, 49), 50, 5),
     # the paper: 200 epochs per phase
     "paper": (600, (200, 200, 200), 250, 50),
     # Hippocampus 3d_fullres on 2 CPU cores (batch 7, 40x56x40 patch: ~5.4 s per supervised step): 100 steps, sized
