@@ -18,6 +18,8 @@ DATASET_IDS = {"labeled_3": 503, "labeled_7": 507, "labeled_14": 514}
 PROFILES = {  # --profile -> (trainer budget profile, configuration, derived from (base, options), device)
     "cpu": ("acdcCPU", "2d_cpu", ("2d", ("-bs", "8")), "cpu"),
     "cpu_teacher": ("acdcCPUteacher", "2d_cpu", ("2d", ("-bs", "8")), "cpu"),
+    # warm-start protocol (issue 11): trains cpu_teacher's supervised model first if it is missing
+    "cpu_warm": ("acdcCPUwarm", "2d_cpu", ("2d", ("-bs", "8")), "cpu"),
     "gpu": ("acdcGPU", "2d", None, "cuda"),
     "paper": ("paper", "2d", None, "cuda"),
 }

@@ -26,7 +26,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCHMARK_TRAINERS = os.path.join(REPO, "benchmarks", "ext_trainers")
 sys.path.insert(0, BENCHMARK_TRAINERS)
 
-from benchmark_trainers import METHODS, PAPER_METHODS, PROFILES, SEED_VARIABLE, trainer_name  # noqa: E402
+from benchmark_trainers import (METHODS, PAPER_METHODS, PROFILES, SEED_VARIABLE, TEACHER_PROFILES,  # noqa: E402
+                                trainer_name)
 
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager  # noqa: E402
 
@@ -172,21 +173,23 @@ class BenchmarkRun:
         timings["write_splits"] = self._run(["nnunetv2_dualunc", "write-ssl-splits", "-d", d], "prepare.log")
         self._save_state("prepare", {"settings": wanted, "timings_s": {k: round(v, 1) for k, v in timings.items()}})
 
-    def _fold_folder(self, method: str) -> str:
+    def _fold_folder(self, method: str, profile: Optional[str] = None) -> str:
+        trainer = trainer_name(method, profile or self.setup.profile)
         return os.path.join(self.env["nnUNet_results"], self.dataset_folder,
-                            f"{trainer_name(method, self.setup.profile)}__nnUNetPlans__{self.setup.configuration}",
-                            "fold_0")
+                            f"{trainer}__nnUNetPlans__{self.setup.configuration}", "fold_0")
 
-    def train(self, method: str) -> None:
-        """Train (or resume) one method; nnU-Net's final validation writes fold_0/validation/*."""
-        fold = self._fold_folder(method)
+    def train(self, method: str, profile: Optional[str] = None) -> None:
+        """Train (or resume) one method; nnU-Net's final validation writes fold_0/validation/*. profile: another
+        budget profile than the setup's (the teacher of a warm-start profile; its state file is the method's)."""
+        profile = profile or self.setup.profile
+        fold = self._fold_folder(method, profile)
         state = self._state(method)
         if os.path.isfile(os.path.join(fold, "checkpoint_final.pth")) and state.get("trained"):
             return
         resume = os.path.isfile(os.path.join(fold, "checkpoint_latest.pth")) or \
             os.path.isfile(os.path.join(fold, "checkpoint_final.pth"))
         args = ["nnUNetv2_train", str(self.setup.dataset_id), self.setup.configuration, "0", "-tr",
-                trainer_name(method, self.setup.profile), "-device", self.setup.device] + (["--c"] if resume else [])
+                trainer_name(method, profile), "-device", self.setup.device] + (["--c"] if resume else [])
         with LoadSampler() as load:
             seconds = self._run(args, f"train_{method}.log")
         attempts = state.get("attempts", []) + [{"seconds": round(seconds, 1), "resumed": resume,
@@ -213,9 +216,9 @@ class BenchmarkRun:
                 os.symlink(os.path.join(self._raw_folder, "labelsTr", case + ending), link)
         return folder
 
-    def evaluate(self, method: str) -> dict:
+    def evaluate(self, method: str, profile: Optional[str] = None) -> dict:
         ending = self._file_ending
-        result = evaluate_folders(os.path.join(self._fold_folder(method), "validation"), self.references(ending),
+        result = evaluate_folders(os.path.join(self._fold_folder(method, profile), "validation"), self.references(ending),
                                   sorted(self.setup.label_names), ending, num_processes=self.np)
         atomic_write_json(result, os.path.join(self.work, f"metrics_{method}.json"), indent=1)
         return result
@@ -223,6 +226,12 @@ class BenchmarkRun:
     def run(self, methods: Sequence[str]) -> str:
         self.prepare()
         results, rows = {}, []
+        teacher_profile = TEACHER_PROFILES.get(self.setup.profile)
+        if teacher_profile:  # warm-start profile: every method starts from this supervised model
+            self.train("supervised", teacher_profile)
+            results["teacher"] = self.evaluate("supervised", teacher_profile)
+            rows.append(("teacher", trainer_name("supervised", teacher_profile), self._state("supervised"),
+                         phase_timings(self._fold_folder("supervised", teacher_profile))))
         for method in methods:
             self.train(method)
             results[method] = self.evaluate(method)
@@ -245,6 +254,7 @@ class BenchmarkRun:
                  f"{configuration.get('batch_size')} labelled (+ as many pseudo-labelled in stages), patch "
                  f"{configuration.get('patch_size')}, spacing {configuration.get('spacing')}",
                  f"- plans: {json.dumps(plans.get('dualunc_planning'))}",
+                 *self._warm_start_lines(),
                  "- evaluated: nnU-Net's final validation predictions of fold 0 (the validation cases' full volumes "
                  "in their original geometry) against their references", "",
                  markdown_table(results, s.label_names, TABLE_METRICS), "",
@@ -265,6 +275,16 @@ class BenchmarkRun:
                       f, indent=1, default=str)
         print(report, flush=True)
         return report
+
+
+    def _warm_start_lines(self) -> List[str]:
+        teacher = TEACHER_PROFILES.get(self.setup.profile)
+        if not teacher:
+            return []
+        epochs, _, iterations, _ = PROFILES[teacher]
+        return [f"- warm start: every method starts from the checkpoint_final.pth of the row 'teacher' "
+                f"({trainer_name('supervised', teacher)}, {epochs * iterations} supervised steps, same seed); the "
+                f"steps above come on top of it"]
 
 
 def main(make_setup: Callable[[str, str], BenchmarkSetup], labelled_keys: Sequence[str], profiles: Sequence[str],

@@ -17,6 +17,9 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
 from nnunetv2_dualunc.training.dualunc_light_aux import nnUNetTrainerDualUncLightAux
+from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
+from nnunetv2_dualunc.training.warm_start import WarmStartMixin
+from nnunetv2_dualunc.method.schedule import PhasePolyLRScheduler, StageSchedule
 from nnunetv2_dualunc.training.sample_sorting import nnUNetTrainerSelfTrainingSS
 from nnunetv2_dualunc.training.self_training import nnUNetTrainerSelfTraining
 
@@ -32,6 +35,9 @@ PROFILES: Dict[str, Tuple[int, Tuple[int, int, int], int, int]] = {
     # ACDC 2d_cpu, supervised only, long enough to reach the validation plateau: the good teacher that the
     # warm-start profile (acdcCPUwarm) continues from; 2500 steps, ~25 min on 2 idle cores
     "acdcCPUteacher": (50, (1, 0, 49), 50, 5),
+    # the warm-start protocol: from acdcCPUteacher's checkpoint of the same seed, 1000 more steps for every method
+    # (semi-supervised: adaptation phase with the K = 5 snapshots + stage 1 + stage 2)
+    "acdcCPUwarm": (20, (5, 8, 7), 50, 5),
     # the paper: 200 epochs per phase
     "paper": (600, (200, 200, 200), 250, 50),
     # Hippocampus 3d_fullres on 2 CPU cores (batch 7, 40x56x40 patch: ~5.4 s per supervised step): 100 steps, sized
@@ -44,6 +50,10 @@ PROFILES: Dict[str, Tuple[int, Tuple[int, int, int], int, int]] = {
     # benchmarks/gpu_calibration.py: long enough to time each phase (K = 5 snapshots need 5 pre-training epochs)
     "gpuCal": (9, (5, 2, 2), 50, 5),
 }
+
+
+#: warm-start profile -> the profile whose supervised model every method of it starts from
+TEACHER_PROFILES: Dict[str, str] = {"acdcCPUwarm": "acdcCPUteacher"}
 
 
 def seed_everything() -> int:
@@ -87,8 +97,32 @@ def _semi_supervised(base: Type[nnUNetTrainerSelfTraining], profile: str) -> Typ
         pretrain_epochs, stage1_epochs, stage2_epochs = pretrain, stage1, stage2
         iterations_per_epoch = iterations
         val_iterations_per_epoch = val_iterations
+        warm_start_trainer = _teacher_trainer(profile)
 
     return SemiSupervised
+
+
+def _teacher_trainer(profile: str) -> str:
+    """The trainer whose model a warm-start profile's methods load (unused outside warm-start profiles)."""
+    return trainer_name("supervised", TEACHER_PROFILES[profile]) if profile in TEACHER_PROFILES else "nnUNetTrainer"
+
+
+def _supervised_continued(profile: str) -> Type[nnUNetTrainer]:
+    """The control of the warm-start protocol: nnUNetTrainer from the same checkpoint, with the semi-supervised
+    trainers' learning-rate schedule (one poly decay per phase) and no unlabelled data. So a warm-start comparison
+    differs only in what the semi-supervised trainer adds: the unlabelled data (and the auxiliary decoder)."""
+    epochs, split, iterations, val_iterations = PROFILES[profile]
+    schedule = StageSchedule(*split)
+    assert schedule.total_epochs == epochs
+
+    class SupervisedContinued(WarmStartMixin, _supervised(profile)):
+        warm_start_trainer = _teacher_trainer(profile)
+
+        def configure_optimizers(self):
+            optimizer, _ = super().configure_optimizers()
+            return optimizer, PhasePolyLRScheduler(optimizer, self.initial_lr, schedule)
+
+    return SupervisedContinued
 
 
 class nnUNetTrainerDualUncFgRank(nnUNetTrainerDualUnc):
@@ -111,11 +145,14 @@ class nnUNetTrainerDualUncStepMatched(nnUNetTrainerDualUnc):
 METHODS = {"supervised": None, "self_training": nnUNetTrainerSelfTraining,
            "sample_sorting": nnUNetTrainerSelfTrainingSS, "dualunc": nnUNetTrainerDualUnc,
            "dualunc_light_aux": nnUNetTrainerDualUncLightAux, "dualunc_fg_rank": nnUNetTrainerDualUncFgRank,
-           "dualunc_step_matched": nnUNetTrainerDualUncStepMatched}
+           "dualunc_step_matched": nnUNetTrainerDualUncStepMatched,
+           # warm-start profiles only (TEACHER_PROFILES): both start from the profile's supervised teacher
+           "supervised_continued": None, "dualunc_warm": nnUNetTrainerDualUncWarmStart}
 TRAINER_BASE_NAMES = {"supervised": "nnUNetTrainer", "self_training": "nnUNetTrainerSelfTraining",
                       "sample_sorting": "nnUNetTrainerSelfTrainingSS", "dualunc": "nnUNetTrainerDualUnc",
                       "dualunc_light_aux": "nnUNetTrainerDualUncLightAux", "dualunc_fg_rank": "nnUNetTrainerDualUncFgRank",
-                      "dualunc_step_matched": "nnUNetTrainerDualUncStepMatched"}
+                      "dualunc_step_matched": "nnUNetTrainerDualUncStepMatched",
+                      "supervised_continued": "nnUNetTrainerContinued", "dualunc_warm": "nnUNetTrainerDualUncWarmStart"}
 #: the comparison of the paper's Table 3, run by default; the others on request (--methods)
 PAPER_METHODS = ("supervised", "self_training", "sample_sorting", "dualunc")
 
@@ -127,6 +164,9 @@ def trainer_name(method: str, profile: str) -> str:
 # nnU-Net looks trainers up by name among this module's attributes
 for _profile in PROFILES:
     for _method, _base in METHODS.items():
-        _cls = _supervised(_profile) if _base is None else _semi_supervised(_base, _profile)
+        if _method == "supervised_continued":
+            _cls = _supervised_continued(_profile)
+        else:
+            _cls = _supervised(_profile) if _base is None else _semi_supervised(_base, _profile)
         _cls.__name__ = _cls.__qualname__ = trainer_name(_method, _profile)
         globals()[_cls.__name__] = _cls

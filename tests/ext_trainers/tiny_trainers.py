@@ -6,8 +6,12 @@ import os
 import signal
 from typing import Callable
 
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
 from nnunetv2_dualunc.data.pseudo_labels import completed_cases, pseudo_label_folder
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
+from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
 from nnunetv2_dualunc.training.self_training import nnUNetTrainerSelfTraining
 
 
@@ -63,3 +67,20 @@ class nnUNetTrainerDualUnc_kill(nnUNetTrainerDualUnc_test):
             open(marker, "w").close()
             before_dying()
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class nnUNetTrainer_test(nnUNetTrainer):
+    """Stock supervised nnU-Net with a tiny budget: the existing model that warm-start tests continue from."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.num_epochs, self.num_iterations_per_epoch, self.num_val_iterations_per_epoch = 2, 2, 1
+
+
+class nnUNetTrainerDualUncWarmStart_test(nnUNetTrainerDualUncWarmStart):
+    warm_start_trainer = "nnUNetTrainer_test"
+    pretrain_epochs, stage1_epochs, stage2_epochs = 2, 1, 1
+    num_snapshots = 2
+    iterations_per_epoch = 2
+    val_iterations_per_epoch = 1

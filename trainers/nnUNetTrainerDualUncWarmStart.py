@@ -1,0 +1,1 @@
+from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart  # noqa: F401
