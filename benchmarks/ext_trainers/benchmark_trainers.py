@@ -35,9 +35,10 @@ PROFILES: Dict[str, Tuple[int, Tuple[int, int, int], int, int]] = {
     # ACDC 2d_cpu, supervised only, long enough to reach the validation plateau: the good teacher that the
     # warm-start profile (acdcCPUwarm) continues from; 2500 steps, ~25 min on 2 idle cores
     "acdcCPUteacher": (50, (1, 0, 49), 50, 5),
-    # the warm-start protocol: from acdcCPUteacher's checkpoint of the same seed, 1000 more steps for every method
-    # (semi-supervised: adaptation phase with the K = 5 snapshots + stage 1 + stage 2)
-    "acdcCPUwarm": (20, (5, 8, 7), 50, 5),
+    # the warm-start protocol: from acdcCPUteacher's checkpoint, 650 more steps for every method (semi-supervised:
+    # adaptation phase with K = 3 snapshots, one per epoch, + stage 1 + stage 2); sized so that both methods of one
+    # seed take ~45 min on 2 cores (a DualUnc stage step with its pseudo-labelled batch costs ~3 supervised steps)
+    "acdcCPUwarm": (13, (3, 5, 5), 50, 5),
     # the paper: 200 epochs per phase
     "paper": (600, (200, 200, 200), 250, 50),
     # Hippocampus 3d_fullres on 2 CPU cores (batch 7, 40x56x40 patch: ~5.4 s per supervised step): 100 steps, sized
@@ -95,6 +96,7 @@ def _semi_supervised(base: Type[nnUNetTrainerSelfTraining], profile: str) -> Typ
 
     class SemiSupervised(_Seeded, base):
         pretrain_epochs, stage1_epochs, stage2_epochs = pretrain, stage1, stage2
+        num_snapshots = min(base.num_snapshots, pretrain)  # K <= one snapshot per pre-training epoch
         iterations_per_epoch = iterations
         val_iterations_per_epoch = val_iterations
         warm_start_trainer = _teacher_trainer(profile)
@@ -112,7 +114,7 @@ def _supervised_continued(profile: str) -> Type[nnUNetTrainer]:
     trainers' learning-rate schedule (one poly decay per phase) and no unlabelled data. So a warm-start comparison
     differs only in what the semi-supervised trainer adds: the unlabelled data (and the auxiliary decoder)."""
     epochs, split, iterations, val_iterations = PROFILES[profile]
-    schedule = StageSchedule(*split)
+    schedule = StageSchedule(*split, num_snapshots=min(nnUNetTrainerDualUncWarmStart.num_snapshots, split[0]))
     assert schedule.total_epochs == epochs
 
     class SupervisedContinued(WarmStartMixin, _supervised(profile)):
