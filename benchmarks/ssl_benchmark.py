@@ -26,8 +26,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCHMARK_TRAINERS = os.path.join(REPO, "benchmarks", "ext_trainers")
 sys.path.insert(0, BENCHMARK_TRAINERS)
 
-from benchmark_trainers import (METHODS, PAPER_METHODS, PROFILES, SEED_VARIABLE, TEACHER_PROFILES,  # noqa: E402
-                                trainer_name)
+from benchmark_trainers import (METHODS, ORACLE_LABELS_VARIABLE, PAPER_METHODS, PROFILES, SEED_VARIABLE,  # noqa: E402
+                                TEACHER_PROFILES, trainer_name)
 
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager  # noqa: E402
 
@@ -108,6 +108,8 @@ class BenchmarkRun:
         os.makedirs(os.path.join(self.work, "logs"), exist_ok=True)
         self.env = nnunet_environment(self.work, num_processes, extra_trainer_folders=[BENCHMARK_TRAINERS])
         self.env.update({SEED_VARIABLE: str(seed), "nnUNet_n_proc_DA": str(da_processes),
+                         # read only by the benchmark's oracle trainers (hidden labels of the unlabelled cases)
+                         ORACLE_LABELS_VARIABLE: os.path.join(setup.source, "labelsTr"),
                          "PYTHONPATH": os.pathsep.join(filter(None, [BENCHMARK_TRAINERS,
                                                                      os.environ.get("PYTHONPATH")]))})
         self.dataset_folder = f"Dataset{setup.dataset_id:03d}_{setup.dataset_name}"

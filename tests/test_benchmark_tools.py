@@ -71,7 +71,7 @@ def test_every_profile_gives_each_method_the_same_number_of_gradient_steps():
         trainers = {m: getattr(benchmark_trainers, benchmark_trainers.trainer_name(m, profile))
                     for m in benchmark_trainers.METHODS}
         for method, trainer in trainers.items():
-            if method == "supervised":
+            if not hasattr(trainer, "pretrain_epochs"):  # supervised, supervised_continued: plain nnUNetTrainer
                 continue
             assert trainer.pretrain_epochs + trainer.stage1_epochs + trainer.stage2_epochs == epochs
             assert trainer.iterations_per_epoch == iterations
@@ -148,3 +148,49 @@ def test_compare_runs_names_a_folder_without_results(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="metrics_<method>.json"):
         compare_runs.read_run(str(tmp_path))
+
+
+def test_warm_start_profile_methods_continue_from_its_teacher():
+    for profile, teacher in benchmark_trainers.TEACHER_PROFILES.items():
+        expected = benchmark_trainers.trainer_name("supervised", teacher)
+        for method in ("supervised_continued", "dualunc_warm", "dualunc_warm_oracle"):
+            trainer = getattr(benchmark_trainers, benchmark_trainers.trainer_name(method, profile))
+            assert trainer.warm_start_trainer == expected
+
+
+def test_oracle_trains_with_the_hidden_label_in_the_preprocessed_geometry(planned_workspace, tmp_path, monkeypatch):
+    """The oracle's label of an unlabelled case is its true label, preprocessed like nnU-Net's labelled cases."""
+    import numpy as np
+    import SimpleITK as sitk
+    from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from nnunetv2_dualunc.data.unlabelled import preprocess_unlabelled
+
+    ws = planned_workspace
+    for key in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(key, ws.env[key])
+    folder = preprocess_unlabelled(ws.dataset, "2d", "nnUNetPlans", 1)
+    image_file = os.path.join(ws.raw_dataset, "imagesUnlabeled", "syn_u_000_0000.nii.gz")
+    image = sitk.ReadImage(image_file)
+    array = sitk.GetArrayFromImage(image)
+    hidden = (array > np.percentile(array, 80)).astype(np.uint8) * 2  # a "true" label: class 2 on bright voxels
+    label = sitk.GetImageFromArray(hidden)
+    label.CopyInformation(image)
+    labels = tmp_path / "labelsTr"
+    labels.mkdir()
+    sitk.WriteImage(label, str(labels / "syn_u_000.nii.gz"))
+    monkeypatch.setenv(benchmark_trainers.ORACLE_LABELS_VARIABLE, str(labels))
+
+    oracle = object.__new__(benchmark_trainers.nnUNetTrainerDualUncWarmStartOracle)
+    oracle.dataset_json = json.load(open(os.path.join(ws.raw_dataset, "dataset.json")))
+    oracle.plans_manager = PlansManager(os.path.join(ws.env["nnUNet_preprocessed"], ws.dataset, "nnUNetPlans.json"))
+    oracle.configuration_manager = oracle.plans_manager.get_configuration("2d")
+    data, nonzero, _, _ = nnUNetDatasetBlosc2(folder, ["syn_u_000"]).load_case("syn_u_000")
+    result = oracle.pseudo_label("syn_u_000", np.asarray(data[:]), np.asarray(nonzero[:]), None, None)
+    assert result.shape == (1, *data.shape[1:])
+    assert set(np.unique(result).tolist()) <= {-1, 0, 2} and (result == 2).sum() == (hidden == 2).sum()
+
+    monkeypatch.setenv(benchmark_trainers.ORACLE_LABELS_VARIABLE, str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match="DUALUNC_ORACLE_LABELS"):
+        oracle.pseudo_label("syn_u_000", np.asarray(data[:]), np.asarray(nonzero[:]), None, None)

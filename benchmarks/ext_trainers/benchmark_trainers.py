@@ -19,6 +19,7 @@ from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
 from nnunetv2_dualunc.training.dualunc_light_aux import nnUNetTrainerDualUncLightAux
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
 from nnunetv2_dualunc.training.warm_start import WarmStartMixin
+from nnunetv2_dualunc.data.unlabelled import find_unlabelled_cases
 from nnunetv2_dualunc.method.schedule import PhasePolyLRScheduler, StageSchedule
 from nnunetv2_dualunc.training.sample_sorting import nnUNetTrainerSelfTrainingSS
 from nnunetv2_dualunc.training.self_training import nnUNetTrainerSelfTraining
@@ -144,17 +145,49 @@ class nnUNetTrainerDualUncStepMatched(nnUNetTrainerDualUnc):
         self.initial_lr = 2 * self.initial_lr
 
 
+ORACLE_LABELS_VARIABLE = "DUALUNC_ORACLE_LABELS"
+
+
+class OracleLabelsMixin:
+    """Benchmark-only diagnosis, never a product trainer: each "unlabelled" case trains with its true label (read
+    from $DUALUNC_ORACLE_LABELS, the source dataset's labelsTr, and preprocessed with its image exactly as nnU-Net
+    preprocesses a labelled case) instead of a prediction. Everything else (ranking, stages, losses) is unchanged,
+    so the run is the ceiling of what the staged training can deliver with perfect pseudo-labels."""
+
+    def pseudo_label(self, case, data, nonzero_seg, predictor, weights):
+        folder = os.environ.get(ORACLE_LABELS_VARIABLE)
+        label_file = os.path.join(folder or "", case + self.dataset_json["file_ending"])
+        if not folder or not os.path.isfile(label_file):
+            raise FileNotFoundError(f"{type(self).__name__} needs the hidden label {label_file}: set "
+                                    f"${ORACLE_LABELS_VARIABLE} to the source dataset's labelsTr")
+        raw = os.path.join(os.environ["nnUNet_raw"], self.plans_manager.dataset_name)
+        images = find_unlabelled_cases(raw, self.dataset_json)[case]
+        preprocessor = self.configuration_manager.preprocessor_class(verbose=False)
+        preprocessed, label, _ = preprocessor.run_case(images, label_file, self.plans_manager,
+                                                       self.configuration_manager, self.dataset_json)
+        if preprocessed.shape[1:] != data.shape[1:]:
+            raise RuntimeError(f"{case}: the label preprocesses to {preprocessed.shape[1:]}, the stored image is "
+                               f"{data.shape[1:]}")
+        return label.astype(np.int8)
+
+
+class nnUNetTrainerDualUncWarmStartOracle(OracleLabelsMixin, nnUNetTrainerDualUncWarmStart):
+    """nnUNetTrainerDualUncWarmStart with the hidden true labels in place of pseudo-labels (diagnosis only)."""
+
+
 METHODS = {"supervised": None, "self_training": nnUNetTrainerSelfTraining,
            "sample_sorting": nnUNetTrainerSelfTrainingSS, "dualunc": nnUNetTrainerDualUnc,
            "dualunc_light_aux": nnUNetTrainerDualUncLightAux, "dualunc_fg_rank": nnUNetTrainerDualUncFgRank,
            "dualunc_step_matched": nnUNetTrainerDualUncStepMatched,
            # warm-start profiles only (TEACHER_PROFILES): both start from the profile's supervised teacher
-           "supervised_continued": None, "dualunc_warm": nnUNetTrainerDualUncWarmStart}
+           "supervised_continued": None, "dualunc_warm": nnUNetTrainerDualUncWarmStart,
+           "dualunc_warm_oracle": nnUNetTrainerDualUncWarmStartOracle}
 TRAINER_BASE_NAMES = {"supervised": "nnUNetTrainer", "self_training": "nnUNetTrainerSelfTraining",
                       "sample_sorting": "nnUNetTrainerSelfTrainingSS", "dualunc": "nnUNetTrainerDualUnc",
                       "dualunc_light_aux": "nnUNetTrainerDualUncLightAux", "dualunc_fg_rank": "nnUNetTrainerDualUncFgRank",
                       "dualunc_step_matched": "nnUNetTrainerDualUncStepMatched",
-                      "supervised_continued": "nnUNetTrainerContinued", "dualunc_warm": "nnUNetTrainerDualUncWarmStart"}
+                      "supervised_continued": "nnUNetTrainerContinued", "dualunc_warm": "nnUNetTrainerDualUncWarmStart",
+                      "dualunc_warm_oracle": "nnUNetTrainerDualUncWarmStartOracle"}
 #: the comparison of the paper's Table 3, run by default; the others on request (--methods)
 PAPER_METHODS = ("supervised", "self_training", "sample_sorting", "dualunc")
 

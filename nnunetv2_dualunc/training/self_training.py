@@ -202,6 +202,13 @@ class nnUNetTrainerSelfTraining(nnUNetTrainer):
         """The outputs that losses see: one head (the network's only decoder) for plain self-training."""
         return [self.network(data)]
 
+    def pseudo_label(self, case: str, data: np.ndarray, nonzero_seg: np.ndarray, predictor: "SnapshotPredictor",
+                     weights: dict) -> np.ndarray:
+        """The label one unlabelled case trains with, in its preprocessed geometry, shaped (1, *spatial): the
+        argmax of the given weights' prediction. Benchmarks override it (an oracle with the hidden labels)."""
+        probabilities = predictor.probabilities(data, weights)
+        return pseudo_label_from_probabilities(probabilities.cpu().numpy(), nonzero_seg)
+
     # Progress hooks inside Algorithm 1's long steps. They do nothing here; a subclass may report progress (the
     # resume tests kill training at them). Each runs before the step's result is on disk under its final name.
     def on_snapshot_written(self, temporary_file: str) -> None:
@@ -272,8 +279,7 @@ class nnUNetTrainerSelfTraining(nnUNetTrainer):
         for case in tqdm(cases, desc=f"Pseudo-labelling ({phase.value})", disable=self.local_rank != 0):
             data, nonzero_seg, _, properties = dataset.load_case(case)
             data = np.asarray(data[:])
-            probabilities = predictor.probabilities(data, weights)
-            label = pseudo_label_from_probabilities(probabilities.cpu().numpy(), np.asarray(nonzero_seg[:]))
+            label = self.pseudo_label(case, data, np.asarray(nonzero_seg[:]), predictor, weights)
             # with an ignore label nnU-Net's loader samples patches around annotated voxels: every pseudo-label is one
             annotated = self.label_manager.all_labels if self.label_manager.has_ignore_label else None
             write_pseudo_labelled_case(folder, case, data, label, properties, self.configuration_manager.patch_size,
