@@ -153,7 +153,7 @@ def test_compare_runs_names_a_folder_without_results(tmp_path):
 def test_warm_start_profile_methods_continue_from_its_teacher():
     for profile, teacher in benchmark_trainers.TEACHER_PROFILES.items():
         expected = benchmark_trainers.trainer_name("supervised", teacher)
-        for method in ("supervised_continued", "dualunc_warm", "dualunc_warm_oracle"):
+        for method in ("supervised_continued", "dualunc_warm", "dualunc_warm_oracle", "dualunc_warm_detached"):
             trainer = getattr(benchmark_trainers, benchmark_trainers.trainer_name(method, profile))
             assert trainer.warm_start_trainer == expected
 

@@ -71,3 +71,17 @@ def test_gradient_reaches_both_decoders():
     target = torch.randint(0, 3, (1, 1, 4, 4)).float()
     rectified_pseudo_label_loss(main, aux, target).backward()
     assert main.grad.abs().sum() > 0 and aux.grad.abs().sum() > 0
+
+
+def test_detached_weight_keeps_the_value_and_stops_its_gradient():
+    main = torch.randn(1, 3, 4, 4, requires_grad=True)
+    aux = torch.randn(1, 3, 4, 4, requires_grad=True)
+    target = torch.randint(0, 3, (1, 1, 4, 4)).float()
+    detached = rectified_pseudo_label_loss(main, aux, target, detach_weight=True)
+    assert detached.item() == pytest.approx(rectified_pseudo_label_loss(main, aux, target).item(), rel=1e-6)
+    # the auxiliary decoder now gets gradient from the + KL term alone
+    detached.backward()
+    kl_only = kl_divergence_map(main.detach(), aux).mean()
+    expected = torch.autograd.grad(kl_only, aux)[0]
+    assert torch.allclose(aux.grad, expected, atol=1e-6)
+    assert RectifiedPseudoLabelLoss(detach_weight=True)(main, aux, target).item() == pytest.approx(detached.item())

@@ -1,9 +1,11 @@
 """Eq. 1 against hand-computed values, the reliable/unreliable split and the ranking file."""
+import json
+
 import pytest
 import torch
 
-from nnunetv2_dualunc.method.ranking import (RELIABLE, UNRELIABLE, rank_cases, read_ranking,
-                                             reliable_cases, sample_uncertainty, write_ranking)
+from nnunetv2_dualunc.method.ranking import (RELIABLE, UNRELIABLE, rank_cases, ranking_settings_path, read_ranking,
+                                             reliable_cases, reusable_scores, sample_uncertainty, write_ranking)
 
 
 def test_sample_uncertainty_matches_eq1_by_hand():
@@ -79,3 +81,54 @@ def test_read_ranking_rejects_other_files(tmp_path):
     path.write_text("a\tb\n1\t2\n")
     with pytest.raises(ValueError, match="not a ranking file"):
         read_ranking(str(path))
+
+
+def _trainer_with_ranking_on_disk(tmp_path, reliable_fraction: float, snapshot_epochs=(1, 2)):
+    """A DualUnc trainer object reduced to what _ensure_ranking reads, with a ranking of 8 cases already on disk
+    (computed with snapshots (1, 2) and the paper's split)."""
+    from nnunetv2_dualunc.method.schedule import StageSchedule
+    from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
+    from nnunetv2_dualunc.training.self_training import RANKING_FILE
+
+    cases = [f"case_{i}" for i in range(8)]
+    write_ranking(str(tmp_path / RANKING_FILE), rank_cases({c: float(i) for i, c in enumerate(cases)}, 0.5),
+                  {"snapshot_epochs": [1, 2], "uncertainty_per_foreground_voxel": False, "reliable_fraction": 0.5})
+    trainer = object.__new__(nnUNetTrainerDualUnc)
+    trainer.output_folder = str(tmp_path)
+    trainer.stage_schedule = StageSchedule(2, 1, 1, explicit_snapshot_epochs=snapshot_epochs)
+    trainer.unlabelled_cases = cases
+    trainer.reliable_fraction = reliable_fraction
+    trainer.uncertainty_per_foreground_voxel = False
+    trainer.print_to_log_file = lambda *args, **kwargs: None
+    return trainer, str(tmp_path / RANKING_FILE)
+
+
+def test_resumed_run_with_another_reliable_fraction_re_splits_the_stored_scores(tmp_path):
+    trainer, path = _trainer_with_ranking_on_disk(tmp_path, reliable_fraction=0.25)
+    ranking = trainer._ensure_ranking()
+    assert reliable_cases(ranking) == ["case_0", "case_1"]  # not the stored split's four
+    assert read_ranking(path) == ranking
+    assert json.load(open(ranking_settings_path(path)))["reliable_fraction"] == 0.25
+
+
+def test_stored_scores_of_other_snapshots_are_recomputed(tmp_path):
+    trainer, _ = _trainer_with_ranking_on_disk(tmp_path, reliable_fraction=0.5, snapshot_epochs=(1, 2))
+    assert trainer._ensure_ranking()  # same snapshots (1, 2): reused without predicting
+    trainer.stage_schedule = type(trainer.stage_schedule)(3, 1, 1, explicit_snapshot_epochs=(1, 3))
+
+    def no_prediction_expected():
+        raise RuntimeError("recomputing")
+    trainer._snapshot_predictor = no_prediction_expected
+    with pytest.raises(RuntimeError, match="recomputing"):
+        trainer._ensure_ranking()
+
+
+def test_reusable_scores_need_the_settings_file_and_the_same_cases(tmp_path):
+    path = str(tmp_path / "ranking.tsv")
+    ranking = rank_cases({"a": 0.1, "b": 0.2})
+    write_ranking(path, ranking)  # no settings: an older table, never trusted
+    assert reusable_scores(path, {"snapshot_epochs": [1, 2]}, ["a", "b"]) is None
+    write_ranking(path, ranking, {"snapshot_epochs": [1, 2], "reliable_fraction": 0.5})
+    assert reusable_scores(path, {"snapshot_epochs": [1, 2]}, ["b", "a"]) == {"a": 0.1, "b": 0.2}
+    assert reusable_scores(path, {"snapshot_epochs": [1, 3]}, ["a", "b"]) is None
+    assert reusable_scores(path, {"snapshot_epochs": [1, 2]}, ["a", "b", "c"]) is None

@@ -175,19 +175,26 @@ class nnUNetTrainerDualUncWarmStartOracle(OracleLabelsMixin, nnUNetTrainerDualUn
     """nnUNetTrainerDualUncWarmStart with the hidden true labels in place of pseudo-labels (diagnosis only)."""
 
 
+class nnUNetTrainerDualUncWarmStartDetached(nnUNetTrainerDualUncWarmStart):
+    """Warm-start DualUnc with exp(-KL) of Eq. 4 as a fixed weight (no gradient through it; method/losses.py)."""
+    detach_uncertainty_weight = True
+
+
 METHODS = {"supervised": None, "self_training": nnUNetTrainerSelfTraining,
            "sample_sorting": nnUNetTrainerSelfTrainingSS, "dualunc": nnUNetTrainerDualUnc,
            "dualunc_light_aux": nnUNetTrainerDualUncLightAux, "dualunc_fg_rank": nnUNetTrainerDualUncFgRank,
            "dualunc_step_matched": nnUNetTrainerDualUncStepMatched,
            # warm-start profiles only (TEACHER_PROFILES): both start from the profile's supervised teacher
            "supervised_continued": None, "dualunc_warm": nnUNetTrainerDualUncWarmStart,
-           "dualunc_warm_oracle": nnUNetTrainerDualUncWarmStartOracle}
+           "dualunc_warm_oracle": nnUNetTrainerDualUncWarmStartOracle,
+           "dualunc_warm_detached": nnUNetTrainerDualUncWarmStartDetached}
 TRAINER_BASE_NAMES = {"supervised": "nnUNetTrainer", "self_training": "nnUNetTrainerSelfTraining",
                       "sample_sorting": "nnUNetTrainerSelfTrainingSS", "dualunc": "nnUNetTrainerDualUnc",
                       "dualunc_light_aux": "nnUNetTrainerDualUncLightAux", "dualunc_fg_rank": "nnUNetTrainerDualUncFgRank",
                       "dualunc_step_matched": "nnUNetTrainerDualUncStepMatched",
                       "supervised_continued": "nnUNetTrainerContinued", "dualunc_warm": "nnUNetTrainerDualUncWarmStart",
-                      "dualunc_warm_oracle": "nnUNetTrainerDualUncWarmStartOracle"}
+                      "dualunc_warm_oracle": "nnUNetTrainerDualUncWarmStartOracle",
+                      "dualunc_warm_detached": "nnUNetTrainerDualUncWarmStartDetached"}
 #: the comparison of the paper's Table 3, run by default; the others on request (--methods)
 PAPER_METHODS = ("supervised", "self_training", "sample_sorting", "dualunc")
 

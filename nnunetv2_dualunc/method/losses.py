@@ -40,17 +40,22 @@ def _masked_mean(values: Tensor, valid: Optional[Tensor]) -> Tensor:
 
 
 def rectified_pseudo_label_loss(main_logits: Tensor, aux_logits: Tensor, pseudo_label: Tensor,
-                                ignore_index: Optional[int] = None) -> Tensor:
+                                ignore_index: Optional[int] = None, detach_weight: bool = False) -> Tensor:
     """Eq. 4: mean over voxels of exp(-KL) * CE(main, pseudo-label) + KL.
 
     Voxels where the two decoders disagree get a small weight on their (probably wrong) pseudo-label, while the
     +KL term keeps the network from buying a low loss with disagreement. Gradients flow through both terms, as
     the equation is written. Voxels equal to ``ignore_index`` are excluded from both terms.
+
+    detach_weight (not the paper's; the paper is silent on it): exp(-KL) as a fixed weight. With the gradient, the
+    loss of a voxel whose CE exceeds 1 falls when the decoders disagree more (d/dKL of exp(-KL) CE + KL is
+    1 - exp(-KL) CE), i.e. it rewards disagreement exactly where the main decoder contradicts the pseudo-label.
     """
     target, valid = _index_target_and_mask(pseudo_label, ignore_index)
     kl = kl_divergence_map(main_logits, aux_logits)[:, 0]
     ce = F.cross_entropy(main_logits.float(), target, reduction="none")
-    return _masked_mean(torch.exp(-kl) * ce + kl, valid)
+    weight = torch.exp(-kl.detach()) if detach_weight else torch.exp(-kl)
+    return _masked_mean(weight * ce + kl, valid)
 
 
 def pseudo_label_cross_entropy(main_logits: Tensor, pseudo_label: Tensor,
@@ -64,12 +69,14 @@ def pseudo_label_cross_entropy(main_logits: Tensor, pseudo_label: Tensor,
 class RectifiedPseudoLabelLoss(nn.Module):
     """Eq. 4 as a module, so nnU-Net's DeepSupervisionWrapper can apply it per output scale."""
 
-    def __init__(self, ignore_index: Optional[int] = None):
+    def __init__(self, ignore_index: Optional[int] = None, detach_weight: bool = False):
         super().__init__()
         self.ignore_index = ignore_index
+        self.detach_weight = detach_weight
 
     def forward(self, main_logits: Tensor, aux_logits: Tensor, pseudo_label: Tensor) -> Tensor:
-        return rectified_pseudo_label_loss(main_logits, aux_logits, pseudo_label, self.ignore_index)
+        return rectified_pseudo_label_loss(main_logits, aux_logits, pseudo_label, self.ignore_index,
+                                           self.detach_weight)
 
 
 class PseudoLabelCrossEntropyLoss(nn.Module):

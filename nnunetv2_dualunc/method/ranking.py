@@ -10,9 +10,11 @@ structures' size, while small structures are the ones labelled worst; on ACDC (7
 effect hid the ranking's signal (docs/BENCHMARKS.md, ranking quality).
 """
 import csv
+import json
 import math
+import os
 from dataclasses import dataclass
-from typing import Iterable, List, Mapping, Sequence
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -70,13 +72,40 @@ def reliable_cases(ranking: Sequence[RankedCase]) -> List[str]:
     return [r.case for r in ranking if r.subset == RELIABLE]
 
 
-def write_ranking(path: str, ranking: Sequence[RankedCase]) -> None:
-    """Write a tab-separated table (case, score, rank, subset) atomically: a reader never sees half a file."""
+def ranking_settings_path(ranking_path: str) -> str:
+    """The JSON file beside a ranking table that records what it was computed with."""
+    return os.path.splitext(ranking_path)[0] + "_settings.json"
+
+
+def write_ranking(path: str, ranking: Sequence[RankedCase], settings: Optional[dict] = None) -> None:
+    """Write a tab-separated table (case, score, rank, subset) atomically: a reader never sees half a file.
+    settings (snapshot epochs, normalisation, reliable fraction) go to ranking_settings_path(path), written after
+    the table, so a table is only ever trusted together with the settings that made it."""
     with atomic_output(path, newline="") as f:
         writer = csv.writer(f, delimiter="\t")
         writer.writerow(RANKING_COLUMNS)
         for r in ranking:
             writer.writerow((r.case, repr(r.score), r.rank, r.subset))
+    if settings is not None:
+        with atomic_output(ranking_settings_path(path)) as f:
+            json.dump(settings, f, indent=1, sort_keys=True)
+
+
+def reusable_scores(path: str, score_settings: dict, cases: Sequence[str]) -> Optional[Dict[str, float]]:
+    """Eq. 1 scores of an earlier ranking table, if it covers exactly these cases and its recorded settings agree
+    with score_settings on every key given (those that decide the scores: snapshots, normalisation); else None.
+    The split is not reused: the caller re-splits the scores with its own reliable fraction."""
+    settings_file = ranking_settings_path(path)
+    if not (os.path.isfile(path) and os.path.isfile(settings_file)):
+        return None
+    with open(settings_file) as f:
+        recorded = json.load(f)
+    if any(recorded.get(key) != value for key, value in score_settings.items()):
+        return None
+    ranking = read_ranking(path)
+    if sorted(r.case for r in ranking) != sorted(cases):
+        return None
+    return {r.case: r.score for r in ranking}
 
 
 def read_ranking(path: str) -> List[RankedCase]:

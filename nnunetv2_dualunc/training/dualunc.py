@@ -25,6 +25,8 @@ class nnUNetTrainerDualUnc(nnUNetTrainerSelfTrainingSS):
     #: convolutions per auxiliary decoder stage (None: as the main decoder) and its width relative to the main one
     aux_convs_per_stage: Optional[int] = None
     aux_width: float = 1.0
+    #: exp(-KL) in Eq. 4 as a fixed weight without gradient (the paper is silent; False keeps the equation as written)
+    detach_uncertainty_weight: bool = False
 
     @classmethod
     def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
@@ -43,4 +45,4 @@ class nnUNetTrainerDualUnc(nnUNetTrainerSelfTrainingSS):
         return list(self.network(data, return_auxiliary=True))
 
     def pseudo_label_loss(self) -> nn.Module:
-        return RectifiedPseudoLabelLoss()
+        return RectifiedPseudoLabelLoss(detach_weight=self.detach_uncertainty_weight)

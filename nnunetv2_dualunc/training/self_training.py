@@ -45,8 +45,8 @@ from nnunetv2_dualunc.data.pseudo_labels import (check_manifest, pseudo_label_fo
                                                  reset_folder, write_manifest, write_pseudo_labelled_case)
 from nnunetv2_dualunc.data.unlabelled import load_unlabelled_identifiers, preprocess_unlabelled
 from nnunetv2_dualunc.method.losses import PseudoLabelCrossEntropyLoss
-from nnunetv2_dualunc.method.ranking import (RankedCase, rank_cases, read_ranking, reliable_cases,
-                                             sample_uncertainty, write_ranking)
+from nnunetv2_dualunc.method.ranking import (RankedCase, rank_cases, ranking_settings_path, read_ranking,
+                                             reliable_cases, reusable_scores, sample_uncertainty, write_ranking)
 from nnunetv2_dualunc.method.schedule import Phase, PhasePolyLRScheduler, ScheduleError, StageSchedule
 
 RANKING_FILE = "unlabelled_ranking.tsv"
@@ -241,17 +241,25 @@ class nnUNetTrainerSelfTraining(nnUNetTrainer):
         self.print_to_log_file(f"phase '{phase.value}': {len(cases)} pseudo-labelled cases in use")
 
     def _ensure_ranking(self) -> List[RankedCase]:
+        """Eq. 1 scores of the unlabelled cases, split by reliable_fraction. Scores on disk are reused only when
+        they were computed with the same snapshots and normalisation; the split always uses the current fraction."""
         path = os.path.join(self.output_folder, RANKING_FILE)
-        if os.path.isfile(path):
-            ranking = read_ranking(path)
-            if sorted(r.case for r in ranking) == self.unlabelled_cases:
-                self.print_to_log_file(f"using the ranking in {path}")
-                return ranking
         snapshots = self.stage_schedule.snapshot_epochs
+        score_settings = {"snapshot_epochs": list(snapshots),
+                          "uncertainty_per_foreground_voxel": bool(self.uncertainty_per_foreground_voxel)}
+        settings = dict(score_settings, reliable_fraction=self.reliable_fraction)
+        scores = reusable_scores(path, score_settings, self.unlabelled_cases)
+        if scores is not None:
+            ranking = rank_cases(scores, self.reliable_fraction)
+            if ranking != read_ranking(path):
+                write_ranking(path, ranking, settings)
+                self.print_to_log_file(f"ranking in {path} re-split with reliable_fraction {self.reliable_fraction}")
+            self.print_to_log_file(f"using the ranking in {path}")
+            return ranking
         self.print_to_log_file(f"ranking {len(self.unlabelled_cases)} unlabelled cases with snapshots {snapshots}")
         predictor = self._snapshot_predictor()
         weights = {e: self._load_weights(e) for e in snapshots}
-        scores: Dict[str, float] = {}
+        scores = {}
         for case in tqdm(self.unlabelled_cases, desc="Ranking unlabelled cases", disable=self.local_rank != 0):
             data = self._load_unlabelled_image(case)
             teacher = predictor.probabilities(data, weights[snapshots[-1]])
@@ -259,7 +267,7 @@ class nnUNetTrainerSelfTraining(nnUNetTrainer):
             scores[case] = sample_uncertainty(teacher, earlier, self.uncertainty_per_foreground_voxel)
             self.on_case_scored(case, scores[case])
         ranking = rank_cases(scores, self.reliable_fraction)
-        write_ranking(path, ranking)
+        write_ranking(path, ranking, settings)
         self.print_to_log_file(f"ranking written to {path}")
         return ranking
 
@@ -304,7 +312,9 @@ class nnUNetTrainerSelfTraining(nnUNetTrainer):
     def _forget_previous_run(self) -> None:
         """A run that starts from epoch 0 (no --c, or nothing to resume) must not reuse the snapshots, ranking or
         pseudo-labels that an earlier run left in the same fold folder: they came from other weights."""
-        leftovers = [os.path.join(self.output_folder, name) for name in (RANKING_FILE, SNAPSHOT_FOLDER, "pseudo_labels")]
+        ranking = os.path.join(self.output_folder, RANKING_FILE)
+        leftovers = [ranking, ranking_settings_path(ranking)] + \
+            [os.path.join(self.output_folder, name) for name in (SNAPSHOT_FOLDER, "pseudo_labels")]
         leftovers = [path for path in leftovers if os.path.exists(path)]
         if leftovers and self.local_rank == 0:
             self.print_to_log_file(f"fresh run: removing the previous run's {', '.join(leftovers)}")
