@@ -194,3 +194,15 @@ def test_oracle_trains_with_the_hidden_label_in_the_preprocessed_geometry(planne
     monkeypatch.setenv(benchmark_trainers.ORACLE_LABELS_VARIABLE, str(tmp_path / "nowhere"))
     with pytest.raises(FileNotFoundError, match="DUALUNC_ORACLE_LABELS"):
         oracle.pseudo_label("syn_u_000", np.asarray(data[:]), np.asarray(nonzero[:]), None, None)
+
+
+def test_learning_curve_plateau_uses_a_trailing_window():
+    from learning_curve import plateau_epoch, summary, trailing_means
+
+    assert trailing_means([0.0, 1.0, 2.0, 3.0], 2) == [0.0, 0.5, 1.5, 2.5]
+    assert plateau_epoch([0.1, 0.5, 0.79, 0.8, 0.78], 0.01) == 2
+    noisy = [0.0, 0.2, 0.4, 0.6, 0.9, 0.6, 0.8, 0.8, 0.8, 0.8]  # one lucky epoch (0.9) is not the plateau
+    curve = {"ema_fg_dice": noisy, "mean_fg_dice": noisy, "lrs": [0.01] * 10, "train_losses": [0.0] * 10,
+             "val_losses": [0.0] * 10, "dice_per_class_or_region": [[d] for d in noisy]}
+    result = summary(curve, 50, tolerance=0.01, every=5, window=3)
+    assert result["plateau_epoch"] == 9 and result["best_window_mean"] == 0.8
