@@ -4,6 +4,11 @@ Within a profile every method takes the same number of gradient steps: supervise
 each semi-supervised trainer splits the same total into pre-training + stage 1 + stage 2. A semi-supervised step
 processes the labelled batch plus an equally large pseudo-labelled batch, as the method prescribes.
 
+Warm-start profiles (TEACHER_PROFILES) compare methods that all start from one supervised model: the runner trains
+that teacher first (the teacher profile's "supervised"), then each method continues from its checkpoint_final.pth for
+the profile's steps; "supervised_continued" is the control with the same learning-rate schedule and no unlabelled
+data. Diagnosis-only trainers (oracle labels) live here and never in the product.
+
 Seeds: $DUALUNC_BENCHMARK_SEED (default 0) seeds python, numpy and torch when the trainer is created. nnU-Net's
 augmentation workers draw their own randomness, so a CPU run is repeatable only up to that.
 """
