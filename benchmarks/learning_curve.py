@@ -3,8 +3,8 @@
 
 nnU-Net logs per epoch the pseudo-Dice of its validation patches (per class) and an exponential moving average of
 their mean (EMA, the value it picks checkpoint_best by). Pseudo-Dice comes from a few random validation patches per
-epoch, and the EMA (0.9 old + 0.1 new) lags about ten epochs behind, so the plateau is read from a centred-free
-trailing window instead: the first epoch whose --window-epoch mean of the mean pseudo-Dice comes within --tolerance
+epoch, and the EMA (0.9 old + 0.1 new) lags about ten epochs behind, so the plateau is read from a trailing
+window instead: the first epoch whose --window-epoch mean of the mean pseudo-Dice comes within --tolerance
 of the best such mean. That is the plateau the warm-start protocol needs its teacher to reach (docs/BENCHMARKS.md).
 Prints every --every-th epoch.
 
@@ -31,8 +31,8 @@ def read_curve(fold_folder: str) -> Dict[str, list]:
 
 def trailing_means(values: List[float], window: int) -> List[float]:
     """Mean of each value and up to window - 1 values before it."""
-    return [sum(values[max(0, i - window + 1):i + 1]) / len(values[max(0, i - window + 1):i + 1])
-            for i in range(len(values))]
+    windows = (values[max(0, i - window + 1):i + 1] for i in range(len(values)))
+    return [sum(w) / len(w) for w in windows]
 
 
 def plateau_epoch(smoothed: List[float], tolerance: float) -> int:

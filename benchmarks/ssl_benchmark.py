@@ -220,8 +220,8 @@ class BenchmarkRun:
 
     def evaluate(self, method: str, profile: Optional[str] = None) -> dict:
         ending = self._file_ending
-        result = evaluate_folders(os.path.join(self._fold_folder(method, profile), "validation"), self.references(ending),
-                                  sorted(self.setup.label_names), ending, num_processes=self.np)
+        result = evaluate_folders(os.path.join(self._fold_folder(method, profile), "validation"),
+                                  self.references(ending), sorted(self.setup.label_names), ending, num_processes=self.np)
         atomic_write_json(result, os.path.join(self.work, f"metrics_{method}.json"), indent=1)
         return result
 
@@ -277,7 +277,6 @@ class BenchmarkRun:
                       f, indent=1, default=str)
         print(report, flush=True)
         return report
-
 
     def _warm_start_lines(self) -> List[str]:
         teacher = TEACHER_PROFILES.get(self.setup.profile)

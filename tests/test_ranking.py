@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from nnunetv2_dualunc.method.ranking import (RELIABLE, UNRELIABLE, rank_cases, ranking_settings_path, read_ranking,
-                                             reliable_cases, reusable_scores, sample_uncertainty, write_ranking)
+                                             reliable_cases, reusable_ranking, sample_uncertainty, write_ranking)
 
 
 def test_sample_uncertainty_matches_eq1_by_hand():
@@ -123,12 +123,13 @@ def test_stored_scores_of_other_snapshots_are_recomputed(tmp_path):
         trainer._ensure_ranking()
 
 
-def test_reusable_scores_need_the_settings_file_and_the_same_cases(tmp_path):
+def test_reusable_ranking_needs_the_settings_file_and_the_same_cases(tmp_path):
     path = str(tmp_path / "ranking.tsv")
     ranking = rank_cases({"a": 0.1, "b": 0.2})
     write_ranking(path, ranking)  # no settings: an older table, never trusted
-    assert reusable_scores(path, {"snapshot_epochs": [1, 2]}, ["a", "b"]) is None
-    write_ranking(path, ranking, {"snapshot_epochs": [1, 2], "reliable_fraction": 0.5})
-    assert reusable_scores(path, {"snapshot_epochs": [1, 2]}, ["b", "a"]) == {"a": 0.1, "b": 0.2}
-    assert reusable_scores(path, {"snapshot_epochs": [1, 3]}, ["a", "b"]) is None
-    assert reusable_scores(path, {"snapshot_epochs": [1, 2]}, ["a", "b", "c"]) is None
+    assert reusable_ranking(path, {"snapshot_epochs": [1, 2]}, ["a", "b"]) is None
+    settings = {"snapshot_epochs": [1, 2], "reliable_fraction": 0.5}
+    write_ranking(path, ranking, settings)
+    assert reusable_ranking(path, {"snapshot_epochs": [1, 2]}, ["b", "a"]) == (ranking, settings)
+    assert reusable_ranking(path, {"snapshot_epochs": [1, 3]}, ["a", "b"]) is None
+    assert reusable_ranking(path, {"snapshot_epochs": [1, 2]}, ["a", "b", "c"]) is None

@@ -165,8 +165,10 @@ class OracleLabelsMixin:
         if not folder or not os.path.isfile(label_file):
             raise FileNotFoundError(f"{type(self).__name__} needs the hidden label {label_file}: set "
                                     f"${ORACLE_LABELS_VARIABLE} to the source dataset's labelsTr")
-        raw = os.path.join(os.environ["nnUNet_raw"], self.plans_manager.dataset_name)
-        images = find_unlabelled_cases(raw, self.dataset_json)[case]
+        if not hasattr(self, "_oracle_images"):  # one scan of imagesUnlabeled, not one per case
+            raw = os.path.join(os.environ["nnUNet_raw"], self.plans_manager.dataset_name)
+            self._oracle_images = find_unlabelled_cases(raw, self.dataset_json)
+        images = self._oracle_images[case]
         preprocessor = self.configuration_manager.preprocessor_class(verbose=False)
         preprocessed, label, _ = preprocessor.run_case(images, label_file, self.plans_manager,
                                                        self.configuration_manager, self.dataset_json)

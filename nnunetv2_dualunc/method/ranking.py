@@ -14,7 +14,7 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -91,10 +91,11 @@ def write_ranking(path: str, ranking: Sequence[RankedCase], settings: Optional[d
             json.dump(settings, f, indent=1, sort_keys=True)
 
 
-def reusable_scores(path: str, score_settings: dict, cases: Sequence[str]) -> Optional[Dict[str, float]]:
-    """Eq. 1 scores of an earlier ranking table, if it covers exactly these cases and its recorded settings agree
+def reusable_ranking(path: str, score_settings: dict,
+                     cases: Sequence[str]) -> Optional[Tuple[List[RankedCase], dict]]:
+    """An earlier ranking table and its recorded settings, if it covers exactly these cases and the settings agree
     with score_settings on every key given (those that decide the scores: snapshots, normalisation); else None.
-    The split is not reused: the caller re-splits the scores with its own reliable fraction."""
+    Only its scores are to be trusted: the caller re-splits them with its own reliable fraction."""
     settings_file = ranking_settings_path(path)
     if not (os.path.isfile(path) and os.path.isfile(settings_file)):
         return None
@@ -105,7 +106,7 @@ def reusable_scores(path: str, score_settings: dict, cases: Sequence[str]) -> Op
     ranking = read_ranking(path)
     if sorted(r.case for r in ranking) != sorted(cases):
         return None
-    return {r.case: r.score for r in ranking}
+    return ranking, recorded
 
 
 def read_ranking(path: str) -> List[RankedCase]:

@@ -45,8 +45,8 @@ from nnunetv2_dualunc.data.pseudo_labels import (check_manifest, pseudo_label_fo
                                                  reset_folder, write_manifest, write_pseudo_labelled_case)
 from nnunetv2_dualunc.data.unlabelled import load_unlabelled_identifiers, preprocess_unlabelled
 from nnunetv2_dualunc.method.losses import PseudoLabelCrossEntropyLoss
-from nnunetv2_dualunc.method.ranking import (RankedCase, rank_cases, ranking_settings_path, read_ranking,
-                                             reliable_cases, reusable_scores, sample_uncertainty, write_ranking)
+from nnunetv2_dualunc.method.ranking import (RankedCase, rank_cases, ranking_settings_path, reliable_cases,
+                                             reusable_ranking, sample_uncertainty, write_ranking)
 from nnunetv2_dualunc.method.schedule import Phase, PhasePolyLRScheduler, ScheduleError, StageSchedule
 
 RANKING_FILE = "unlabelled_ranking.tsv"
@@ -56,6 +56,12 @@ SNAPSHOT_FOLDER = "snapshots"
 def _as_list(output) -> list:
     """nnU-Net returns a list of scales with deep supervision and a tensor without; treat both as a list."""
     return list(output) if isinstance(output, (list, tuple)) else [output]
+
+
+def unwrapped_network(trainer: nnUNetTrainer) -> nn.Module:
+    """The trainer's network itself, without the DDP and torch.compile wrappers (whose state-dict keys differ)."""
+    module = trainer.network.module if trainer.is_ddp else trainer.network
+    return module._orig_mod if isinstance(module, OptimizedModule) else module
 
 
 def atomic_torch_save(obj, path: str, before_replace: Optional[Callable[[str], None]] = None) -> None:
@@ -248,10 +254,11 @@ class nnUNetTrainerSelfTraining(nnUNetTrainer):
         score_settings = {"snapshot_epochs": list(snapshots),
                           "uncertainty_per_foreground_voxel": bool(self.uncertainty_per_foreground_voxel)}
         settings = dict(score_settings, reliable_fraction=self.reliable_fraction)
-        scores = reusable_scores(path, score_settings, self.unlabelled_cases)
-        if scores is not None:
-            ranking = rank_cases(scores, self.reliable_fraction)
-            if ranking != read_ranking(path):
+        stored = reusable_ranking(path, score_settings, self.unlabelled_cases)
+        if stored is not None:
+            stored_ranking, recorded = stored
+            ranking = rank_cases({r.case: r.score for r in stored_ranking}, self.reliable_fraction)
+            if ranking != stored_ranking or recorded != settings:
                 write_ranking(path, ranking, settings)
                 self.print_to_log_file(f"ranking in {path} re-split with reliable_fraction {self.reliable_fraction}")
             self.print_to_log_file(f"using the ranking in {path}")
@@ -332,8 +339,7 @@ class nnUNetTrainerSelfTraining(nnUNetTrainer):
         return os.path.join(self.output_folder, SNAPSHOT_FOLDER, f"weights_after_epoch_{completed_epochs:04d}.pth")
 
     def _network_module(self) -> nn.Module:
-        module = self.network.module if self.is_ddp else self.network
-        return module._orig_mod if isinstance(module, OptimizedModule) else module
+        return unwrapped_network(self)
 
     def _save_weights(self, completed_epochs: int) -> None:
         if self.local_rank != 0:

@@ -21,9 +21,9 @@ from nnunetv2.utilities.file_path_utilities import get_output_folder
 from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from torch import nn
-from torch._dynamo import OptimizedModule
 
 from nnunetv2_dualunc.network.dual_decoder import AUX_DECODER_PREFIX
+from nnunetv2_dualunc.training.self_training import unwrapped_network
 
 WARM_START_VARIABLE = "DUALUNC_WARM_START_CHECKPOINT"
 MAIN_DECODER_PREFIX = "decoder."
@@ -133,15 +133,14 @@ class WarmStartMixin:
         checkpoint = self._checked_warm_start_checkpoint() if self.current_epoch == 0 else None
         super().on_train_start()
         if checkpoint is not None:
-            module = self.network.module if self.is_ddp else self.network
-            module = module._orig_mod if isinstance(module, OptimizedModule) else module
+            module = unwrapped_network(self)
             module.load_state_dict(warm_start_weights(module, checkpoint["network_weights"]))
-            self.print_to_log_file(f"warm start: weights loaded from {self._warm_start_path} (trained for "
+            self.print_to_log_file(f"warm start: weights loaded from {self.warm_start_checkpoint_path()} (trained for "
                                    f"{checkpoint.get('current_epoch')} epochs by {checkpoint.get('trainer_name')})")
 
     def _checked_warm_start_checkpoint(self) -> dict:
         """Read and check the checkpoint before any preprocessing or training time is spent."""
-        path = self._warm_start_path = self.warm_start_checkpoint_path()
+        path = self.warm_start_checkpoint_path()
         if not os.path.isfile(path):
             raise WarmStartError(
                 f"{self.__class__.__name__} starts from an existing model, but {path} does not exist. Train it first:"
