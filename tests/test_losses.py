@@ -1,5 +1,6 @@
 """Eq. 2 / Eq. 4 against values computed by hand."""
 import math
+import os
 
 import pytest
 import torch
@@ -85,3 +86,77 @@ def test_detached_weight_keeps_the_value_and_stops_its_gradient():
     expected = torch.autograd.grad(kl_only, aux)[0]
     assert torch.allclose(aux.grad, expected, atol=1e-6)
     assert RectifiedPseudoLabelLoss(detach_weight=True)(main, aux, target).item() == pytest.approx(detached.item())
+
+
+def test_dice_term_weights_voxels_by_decoder_agreement():
+    """Two voxels of one image, classes {0, 1}, Dice over the foreground class without smoothing, by hand."""
+    from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
+    from nnunetv2.utilities.helpers import softmax_helper_dim1
+    dice = MemoryEfficientSoftDiceLoss(apply_nonlin=softmax_helper_dim1, do_bg=False, smooth=0.0, ddp=False)
+    main = _logits_for([[[[0.8, 0.3]], [[0.2, 0.7]]]])  # p(fg) = 0.2, 0.7
+    aux = _logits_for([[[[0.8, 0.6]], [[0.2, 0.4]]]])  # agrees on voxel 0, not on voxel 1
+    target = torch.tensor([[[[1.0, 1.0]]]])
+    kl1 = 0.3 * math.log(0.3 / 0.6) + 0.7 * math.log(0.7 / 0.4)
+    w0, w1 = 1.0, math.exp(-kl1)
+    expected_dice = 2 * (w0 * 0.2 + w1 * 0.7) / ((w0 + w1) + (w0 * 0.2 + w1 * 0.7))
+    without = rectified_pseudo_label_loss(main, aux, target)
+    with_dice = rectified_pseudo_label_loss(main, aux, target, dice=dice)
+    assert (with_dice - without).item() == pytest.approx(-expected_dice, rel=1e-6)
+    # unweighted, the disagreeing voxel would count fully: the weighting changes the value
+    assert expected_dice != pytest.approx(2 * 0.9 / (2 + 0.9), rel=1e-3)
+    assert RectifiedPseudoLabelLoss(dice=dice)(main, aux, target).item() == pytest.approx(with_dice.item())
+
+
+def test_dice_term_skips_ignored_voxels_and_its_weight_has_no_gradient():
+    from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
+    from nnunetv2.utilities.helpers import softmax_helper_dim1
+    dice = MemoryEfficientSoftDiceLoss(apply_nonlin=softmax_helper_dim1, do_bg=False, smooth=1e-5, ddp=False)
+    torch.manual_seed(0)
+    main = torch.randn(1, 3, 4, 4, requires_grad=True)
+    aux = torch.randn(1, 3, 4, 4, requires_grad=True)
+    target = torch.randint(0, 3, (1, 1, 4, 4)).float()
+    with_ignore = target.clone()
+    with_ignore[..., :2, :] = 7
+    full = rectified_pseudo_label_loss(main[..., 2:, :], aux[..., 2:, :], target[..., 2:, :], dice=dice)
+    masked = rectified_pseudo_label_loss(main, aux, with_ignore, ignore_index=7, dice=dice)
+    assert masked.item() == pytest.approx(full.item(), rel=1e-5)
+    # the auxiliary decoder's gradient is that of Eq. 4 alone: the Dice's voxel weight is a constant
+    with_dice_grad = torch.autograd.grad(rectified_pseudo_label_loss(main, aux, target, dice=dice), aux)[0]
+    eq4_grad = torch.autograd.grad(rectified_pseudo_label_loss(main, aux, target), aux)[0]
+    assert torch.allclose(with_dice_grad, eq4_grad, atol=1e-6)
+
+
+@pytest.mark.parametrize("trainer_name", ["nnUNetTrainerDualUncPseudoDice", "nnUNetTrainerDualUncWarmStartPseudoDice"])
+def test_pseudo_dice_trainers_add_nnunets_dice_to_eq4_at_every_scale(planned_workspace, monkeypatch, trainer_name):
+    """The trainers' pseudo-label loss is Eq. 4 + the weighted Dice, with the labelled loss's Dice settings, under
+    nnU-Net's deep-supervision weights; nnUNetTrainerDualUnc keeps Eq. 4 alone."""
+    from batchgenerators.utilities.file_and_folder_operations import load_json
+    from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
+
+    from nnunetv2_dualunc.training import dualunc_pseudo_dice
+    from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
+    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(name, planned_workspace.env[name])
+    folder = os.path.join(planned_workspace.env["nnUNet_preprocessed"], planned_workspace.dataset)
+    plans = dict(load_json(os.path.join(folder, "nnUNetPlans.json")), continue_training=False)
+    dataset_json = load_json(os.path.join(folder, "dataset.json"))
+
+    def unsupervised_loss(trainer_class):
+        trainer = trainer_class(dict(plans), "2d", 0, dataset_json, torch.device("cpu"))
+        trainer._build_loss()
+        return trainer, trainer.unsupervised_loss
+
+    trainer, with_dice = unsupervised_loss(getattr(dualunc_pseudo_dice, trainer_name))
+    _, eq4 = unsupervised_loss(nnUNetTrainerDualUnc)
+    dice = with_dice.loss.dice
+    assert isinstance(dice, MemoryEfficientSoftDiceLoss) and eq4.loss.dice is None
+    assert dice.batch_dice == trainer.configuration_manager.batch_dice and not dice.do_bg
+    torch.manual_seed(0)
+    scales = [(4, 32, 32), (4, 16, 16)]
+    main = [torch.randn(2, 3, *s[1:]) for s in scales]
+    aux = [torch.randn(2, 3, *s[1:]) for s in scales]
+    target = [torch.randint(0, 3, (2, 1, *s[1:])).float() for s in scales]
+    weights = with_dice.weight_factors
+    expected = sum(w * rectified_pseudo_label_loss(m, a, t, dice=dice) for w, m, a, t in zip(weights, main, aux, target))
+    assert with_dice(main, aux, target).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert with_dice(main, aux, target).item() != pytest.approx(eq4(main, aux, target).item(), rel=1e-3)

@@ -22,6 +22,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
 from nnunetv2_dualunc.training.dualunc_light_aux import nnUNetTrainerDualUncLightAux
+from nnunetv2_dualunc.training.dualunc_pseudo_dice import nnUNetTrainerDualUncWarmStartPseudoDice
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
 from nnunetv2_dualunc.training.warm_start import WarmStartMixin
 from nnunetv2_dualunc.data.unlabelled import find_unlabelled_cases
@@ -187,6 +188,17 @@ class nnUNetTrainerDualUncWarmStartDetached(nnUNetTrainerDualUncWarmStart):
     detach_uncertainty_weight = True
 
 
+class nnUNetTrainerDualUncWarmStartNoUnlabelled(nnUNetTrainerDualUncWarmStart):
+    """Ablation (diagnosis only): the warm-start DualUnc recipe with L_unsup = 0. Same network, both decoders on
+    the labelled loss of Eq. 5, same phases and learning-rate restarts, but no ranking, no pseudo-labels and no
+    unlabelled batch: what the recipe alone does against supervised-continued."""
+
+    def _enter_phase(self, phase) -> None:
+        self._stop_unlabelled_loader()
+        self.active_phase = phase
+        self.print_to_log_file(f"phase '{phase.value}' at epoch {self.current_epoch}: no unlabelled cases (ablation)")
+
+
 METHODS = {"supervised": None, "self_training": nnUNetTrainerSelfTraining,
            "sample_sorting": nnUNetTrainerSelfTrainingSS, "dualunc": nnUNetTrainerDualUnc,
            "dualunc_light_aux": nnUNetTrainerDualUncLightAux, "dualunc_fg_rank": nnUNetTrainerDualUncFgRank,
@@ -194,14 +206,18 @@ METHODS = {"supervised": None, "self_training": nnUNetTrainerSelfTraining,
            # warm-start profiles only (TEACHER_PROFILES): both start from the profile's supervised teacher
            "supervised_continued": None, "dualunc_warm": nnUNetTrainerDualUncWarmStart,
            "dualunc_warm_oracle": nnUNetTrainerDualUncWarmStartOracle,
-           "dualunc_warm_detached": nnUNetTrainerDualUncWarmStartDetached}
+           "dualunc_warm_detached": nnUNetTrainerDualUncWarmStartDetached,
+           "dualunc_warm_pseudo_dice": nnUNetTrainerDualUncWarmStartPseudoDice,
+           "dualunc_warm_no_unlabelled": nnUNetTrainerDualUncWarmStartNoUnlabelled}
 TRAINER_BASE_NAMES = {"supervised": "nnUNetTrainer", "self_training": "nnUNetTrainerSelfTraining",
                       "sample_sorting": "nnUNetTrainerSelfTrainingSS", "dualunc": "nnUNetTrainerDualUnc",
                       "dualunc_light_aux": "nnUNetTrainerDualUncLightAux", "dualunc_fg_rank": "nnUNetTrainerDualUncFgRank",
                       "dualunc_step_matched": "nnUNetTrainerDualUncStepMatched",
                       "supervised_continued": "nnUNetTrainerContinued", "dualunc_warm": "nnUNetTrainerDualUncWarmStart",
                       "dualunc_warm_oracle": "nnUNetTrainerDualUncWarmStartOracle",
-                      "dualunc_warm_detached": "nnUNetTrainerDualUncWarmStartDetached"}
+                      "dualunc_warm_detached": "nnUNetTrainerDualUncWarmStartDetached",
+                      "dualunc_warm_pseudo_dice": "nnUNetTrainerDualUncWarmStartPseudoDice",
+                      "dualunc_warm_no_unlabelled": "nnUNetTrainerDualUncWarmStartNoUnlabelled"}
 #: the comparison of the paper's Table 3, run by default; the others on request (--methods)
 PAPER_METHODS = ("supervised", "self_training", "sample_sorting", "dualunc")
 

@@ -40,7 +40,8 @@ def _masked_mean(values: Tensor, valid: Optional[Tensor]) -> Tensor:
 
 
 def rectified_pseudo_label_loss(main_logits: Tensor, aux_logits: Tensor, pseudo_label: Tensor,
-                                ignore_index: Optional[int] = None, detach_weight: bool = False) -> Tensor:
+                                ignore_index: Optional[int] = None, detach_weight: bool = False,
+                                dice: Optional[nn.Module] = None) -> Tensor:
     """Eq. 4: mean over voxels of exp(-KL) * CE(main, pseudo-label) + KL.
 
     Voxels where the two decoders disagree get a small weight on their (probably wrong) pseudo-label, while the
@@ -50,12 +51,20 @@ def rectified_pseudo_label_loss(main_logits: Tensor, aux_logits: Tensor, pseudo_
     detach_weight (not the paper's; the paper is silent on it): exp(-KL) as a fixed weight. With the gradient, the
     loss of a voxel whose CE exceeds 1 falls when the decoders disagree more (d/dKL of exp(-KL) CE + KL is
     1 - exp(-KL) CE), i.e. it rewards disagreement exactly where the main decoder contradicts the pseudo-label.
+
+    dice (not the paper's): a soft Dice module called as nnU-Net's are, dice(logits, target, loss_mask); its loss is
+    added with every voxel weighted by exp(-KL) (as a fixed weight). Cross entropy alone is dominated by the
+    background voxels of a pseudo-label; the labelled loss (Eq. 5) has a Dice term for the same reason.
     """
     target, valid = _index_target_and_mask(pseudo_label, ignore_index)
     kl = kl_divergence_map(main_logits, aux_logits)[:, 0]
     ce = F.cross_entropy(main_logits.float(), target, reduction="none")
     weight = torch.exp(-kl.detach()) if detach_weight else torch.exp(-kl)
-    return _masked_mean(weight * ce + kl, valid)
+    loss = _masked_mean(weight * ce + kl, valid)
+    if dice is not None:
+        voxel_weight = torch.exp(-kl.detach()) if valid is None else torch.exp(-kl.detach()) * valid
+        loss = loss + dice(main_logits.float(), target[:, None], loss_mask=voxel_weight[:, None])
+    return loss
 
 
 def pseudo_label_cross_entropy(main_logits: Tensor, pseudo_label: Tensor,
@@ -69,14 +78,16 @@ def pseudo_label_cross_entropy(main_logits: Tensor, pseudo_label: Tensor,
 class RectifiedPseudoLabelLoss(nn.Module):
     """Eq. 4 as a module, so nnU-Net's DeepSupervisionWrapper can apply it per output scale."""
 
-    def __init__(self, ignore_index: Optional[int] = None, detach_weight: bool = False):
+    def __init__(self, ignore_index: Optional[int] = None, detach_weight: bool = False,
+                 dice: Optional[nn.Module] = None):
         super().__init__()
         self.ignore_index = ignore_index
         self.detach_weight = detach_weight
+        self.dice = dice
 
     def forward(self, main_logits: Tensor, aux_logits: Tensor, pseudo_label: Tensor) -> Tensor:
         return rectified_pseudo_label_loss(main_logits, aux_logits, pseudo_label, self.ignore_index,
-                                           self.detach_weight)
+                                           self.detach_weight, self.dice)
 
 
 class PseudoLabelCrossEntropyLoss(nn.Module):

@@ -2,6 +2,8 @@
 from typing import Optional
 
 import torch
+from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
+from nnunetv2.utilities.helpers import softmax_helper_dim1
 from torch import nn
 
 from nnunetv2_dualunc.method.losses import RectifiedPseudoLabelLoss
@@ -27,6 +29,9 @@ class nnUNetTrainerDualUnc(nnUNetTrainerSelfTrainingSS):
     aux_width: float = 1.0
     #: exp(-KL) in Eq. 4 as a fixed weight without gradient (the paper is silent; False keeps the equation as written)
     detach_uncertainty_weight: bool = False
+    #: add nnU-Net's soft Dice on the pseudo-labels to Eq. 4, each voxel weighted by exp(-KL) (not the paper's:
+    #: nnUNetTrainerDualUncPseudoDice)
+    pseudo_label_dice: bool = False
 
     @classmethod
     def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
@@ -45,4 +50,8 @@ class nnUNetTrainerDualUnc(nnUNetTrainerSelfTrainingSS):
         return list(self.network(data, return_auxiliary=True))
 
     def pseudo_label_loss(self) -> nn.Module:
-        return RectifiedPseudoLabelLoss(detach_weight=self.detach_uncertainty_weight)
+        dice = None
+        if self.pseudo_label_dice:  # the Dice of nnU-Net's labelled loss, same settings
+            dice = MemoryEfficientSoftDiceLoss(apply_nonlin=softmax_helper_dim1, do_bg=False, smooth=1e-5,
+                                               batch_dice=self.configuration_manager.batch_dice, ddp=self.is_ddp)
+        return RectifiedPseudoLabelLoss(detach_weight=self.detach_uncertainty_weight, dice=dice)

@@ -184,7 +184,7 @@ class nnUNetTrainerSelfTraining(nnUNetTrainer):
         data, target = self._to_device(batch)
         n_labelled = data.shape[0]
         pseudo_target = None
-        if self.active_phase is not None and self.active_phase.uses_unlabelled:
+        if self.dataloader_unlabelled is not None:  # set by _enter_phase for phases that use unlabelled cases
             data_u, pseudo_target = self._to_device(next(self.dataloader_unlabelled))
             data = torch.cat((data, data_u))
 
