@@ -65,7 +65,7 @@ def prepare(processes: int, plans_from: Optional[str]) -> dict:
     from batchgenerators.utilities.file_and_folder_operations import load_json, save_json
 
     from nnunetv2_dualunc.data.ssl_planning import plan_and_preprocess, preprocess_labelled_and_unlabelled
-    from nnunetv2_dualunc.demo import dataset_name, write_synthetic_dataset
+    from nnunetv2_dualunc.data.synthetic import dataset_name, write_synthetic_dataset
 
     started = time.time()
     write_synthetic_dataset(os.environ["nnUNet_raw"], DATASET_ID, n_labelled=N_TRAIN + N_VALIDATION,
@@ -91,7 +91,8 @@ def train(trainer: str, device: str, log_dir: str, timeout_s: float) -> dict:
     """One nnUNetv2_train run (stopped after timeout_s); seconds per step per phase from its own log
     (training_log.phase_timings), complete epochs only when it was stopped."""
     from benchmark_trainers import PROFILES
-    from nnunetv2_dualunc.demo import console_script, dataset_name
+    from nnunetv2_dualunc.data.synthetic import dataset_name
+    from nnunetv2_dualunc.nnunet_commands import console_script
     from training_log import phase_timings
 
     iterations = PROFILES[PROFILE][2]
@@ -163,7 +164,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parser.parse_args(argv)
     started = time.time()
 
-    from nnunetv2_dualunc.demo import nnunet_environment
+    from nnunetv2_dualunc.nnunet_commands import nnunet_environment
 
     os.makedirs(args.out, exist_ok=True)
     work = os.path.abspath(args.work)

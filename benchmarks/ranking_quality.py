@@ -37,12 +37,13 @@ from nnunetv2.utilities.label_handling.label_handling import determine_num_input
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunetv2_dualunc.atomic_files import atomic_write_json
-from nnunetv2_dualunc.data.unlabelled import find_unlabelled_cases
+from nnunetv2_dualunc.data.unlabelled_raw import find_unlabelled_cases
 from nnunetv2_dualunc.evaluation.evaluate_folders import evaluate_folders, labels_from_dataset_json, mean_dice_per_case
 from nnunetv2_dualunc.method.ranking import RELIABLE, rank_cases, read_ranking, sample_uncertainty
 from nnunetv2_dualunc.method.schedule import StageSchedule
 from nnunetv2_dualunc.network.dual_decoder import strip_auxiliary_decoder
-from nnunetv2_dualunc.training.self_training import RANKING_FILE, SNAPSHOT_FOLDER, SnapshotPredictor
+from nnunetv2_dualunc.inference.predictors import SnapshotPredictor, sliding_window_predictor
+from nnunetv2_dualunc.run_layout import sample_ranking_path, snapshot_path
 
 
 class FinishedRun:
@@ -61,7 +62,7 @@ class FinishedRun:
         self.unlabelled_preprocessed_folder = debug["unlabelled_preprocessed_folder"]
 
     def weights(self, completed_epochs: int) -> dict:
-        path = os.path.join(self.fold_folder, SNAPSHOT_FOLDER, f"weights_after_epoch_{completed_epochs:04d}.pth")
+        path = snapshot_path(self.fold_folder, completed_epochs)
         if not os.path.isfile(path):
             raise SystemExit(f"{path} not found: pass the fold folder of a finished DualUnc or sample-sorting run.")
         return strip_auxiliary_decoder(torch.load(path, map_location="cpu", weights_only=True)["network_weights"])
@@ -75,8 +76,9 @@ class FinishedRun:
 
 def predict_with_teacher(run: FinishedRun, raw_dataset: str, output_folder: str, num_processes: int) -> None:
     """The teacher's segmentations of every unlabelled case, in the original geometry (nnU-Net's predictor)."""
-    predictor = SnapshotPredictor(run.network(), run.plans_manager, run.configuration_manager, run.dataset_json,
-                                  torch.device("cpu"), parameters=[run.weights(run.schedule.teacher_epoch)]).predictor
+    predictor = sliding_window_predictor(torch.device("cpu"), use_mirroring=False)
+    predictor.manual_initialization(run.network(), run.plans_manager, run.configuration_manager,
+                                    [run.weights(run.schedule.teacher_epoch)], run.dataset_json, "nnUNetTrainer", None)
     cases = find_unlabelled_cases(raw_dataset, run.dataset_json)
     os.makedirs(output_folder, exist_ok=True)
     predictor.predict_from_files([cases[c] for c in sorted(cases)],
@@ -141,7 +143,7 @@ def main(argv: List[str] = None) -> None:
     parser.add_argument("--np", type=int, default=2, help="processes for pre/post-processing and evaluation")
     args = parser.parse_args(argv)
     run = FinishedRun(args.fold_folder)
-    ranking = read_ranking(os.path.join(run.fold_folder, RANKING_FILE))
+    ranking = read_ranking(sample_ranking_path(run.fold_folder))
     labels, names = labels_from_dataset_json(run.dataset_json)
     out = os.path.join(os.path.dirname(run.fold_folder), f"ranking_quality_{os.path.basename(run.fold_folder)}")
     predictions = os.path.join(out, "teacher_predictions")

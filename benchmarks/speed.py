@@ -159,9 +159,9 @@ def main(argv: Optional[List[str]] = None) -> None:
                nnUNet_results=os.path.join(args.work, "speed_results"),
                nnUNet_compile="true" if args.compile else "false")
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from nnunetv2_dualunc.demo import external_trainer_folder  # installed, else the source checkout
+    from nnunetv2_dualunc.nnunet_commands import trainer_folder  # installed, else the source checkout
 
-    env["nnUNet_extTrainer"] = external_trainer_folder()
+    env["nnUNet_extTrainer"] = trainer_folder()
     runs = [("nnUNetTrainer", "-"), ("nnUNetTrainerDualUnc", "pretrain"), ("nnUNetTrainerDualUnc", "stage2")]
     if args.runs:
         runs = [tuple(run.split(":")) for run in args.runs]

@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -32,7 +31,8 @@ from benchmark_trainers import (METHODS, ORACLE_LABELS_VARIABLE, PAPER_METHODS, 
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager  # noqa: E402
 
 from nnunetv2_dualunc.atomic_files import atomic_write_json  # noqa: E402
-from nnunetv2_dualunc.demo import console_script, nnunet_environment  # noqa: E402
+from nnunetv2_dualunc.nnunet_commands import (CommandFailed, nnunet_environment, run_logged,  # noqa: E402
+                                             train_command)
 from nnunetv2_dualunc.evaluation.evaluate_folders import evaluate_folders, markdown_table  # noqa: E402
 from training_log import phase_timings  # noqa: E402
 
@@ -129,14 +129,10 @@ class BenchmarkRun:
         """Run a console script (log in logs/), return its wall-clock seconds; stop with the log's tail on failure."""
         log_path = os.path.join(self.work, "logs", log_name)
         print(f"[{time.strftime('%H:%M:%S')}] {' '.join(args)}  (log: {log_path})", flush=True)
-        start = time.time()
-        with open(log_path, "a") as log:
-            code = subprocess.call([console_script(args[0])] + list(args[1:]), env=env or self.env, stdout=log,
-                                   stderr=subprocess.STDOUT)
-        if code != 0:
-            tail = open(log_path).read()[-4000:]
-            raise SystemExit(f"FAILED ({code}): {' '.join(args)}\n{tail}")
-        return time.time() - start
+        try:
+            return run_logged(args, env or self.env, log_path)
+        except CommandFailed as failure:
+            raise SystemExit(f"FAILED: {failure}")
 
     # ----------------------------------------------------------------------------------------------- steps
     def prepare(self) -> None:
@@ -188,10 +184,9 @@ class BenchmarkRun:
         state = self._state(method)
         if os.path.isfile(os.path.join(fold, "checkpoint_final.pth")) and state.get("trained"):
             return
-        resume = os.path.isfile(os.path.join(fold, "checkpoint_latest.pth")) or \
-            os.path.isfile(os.path.join(fold, "checkpoint_final.pth"))
-        args = ["nnUNetv2_train", str(self.setup.dataset_id), self.setup.configuration, "0", "-tr",
-                trainer_name(method, profile), "-device", self.setup.device] + (["--c"] if resume else [])
+        args = train_command(self.setup.dataset_id, self.setup.configuration, "0", trainer_name(method, profile),
+                             self.setup.device, fold)
+        resume = "--c" in args
         with LoadSampler() as load:
             seconds = self._run(args, f"train_{method}.log")
         attempts = state.get("attempts", []) + [{"seconds": round(seconds, 1), "resumed": resume,

@@ -30,8 +30,8 @@ import torch
 from scipy.stats import rankdata, spearmanr
 
 from nnunetv2_dualunc.evaluation.evaluate_folders import evaluate_folders, labels_from_dataset_json, mean_dice_per_case
-from nnunetv2_dualunc.uncertainty_maps import (MAP_SUFFIX, RANKING_FILE, predict_uncertainty_folder,
-                                               read_uncertainty_ranking)
+from nnunetv2_dualunc.inference.uncertainty_maps import predict_uncertainty_folder, read_uncertainty_ranking
+from nnunetv2_dualunc.run_layout import UNCERTAINTY_MAP_SUFFIX, UNCERTAINTY_RANKING_FILE
 
 
 def auroc(scores: np.ndarray, positive: np.ndarray) -> Optional[float]:
@@ -56,12 +56,12 @@ def _link_images(images: str, cases: List[str], file_ending: str, folder: str) -
 
 
 def judge(out: str, references: str, cases: List[str], labels: List[int], file_ending: str) -> Dict:
-    scores = {c.case: c.mean_kl_foreground for c in read_uncertainty_ranking(os.path.join(out, RANKING_FILE))}
+    scores = {c.case: c.mean_kl_foreground for c in read_uncertainty_ranking(os.path.join(out, UNCERTAINTY_RANKING_FILE))}
     case_dice = mean_dice_per_case(evaluate_folders(out, references, labels, file_ending)["per_case"])
     rho, p = spearmanr([scores[c] for c in cases], [case_dice[c] for c in cases])
     kl_fg, wrong_fg, kl_all, wrong_all = [], [], [], []
     for case in cases:
-        kl = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(out, case + MAP_SUFFIX)))
+        kl = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(out, case + UNCERTAINTY_MAP_SUFFIX)))
         prediction = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(out, case + file_ending)))
         reference = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(references, case + file_ending)))
         wrong = prediction != reference
@@ -98,7 +98,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     images = os.path.join(args.out, "images")
     _link_images(args.images, cases, file_ending, images)
     folds = [f if f == "all" else int(f) for f in args.f] if args.f else None
-    if not os.path.isfile(os.path.join(args.out, RANKING_FILE)):
+    if not os.path.isfile(os.path.join(args.out, UNCERTAINTY_RANKING_FILE)):
         predict_uncertainty_folder(args.model_folder, images, args.out, folds, device=torch.device(args.device),
                                    use_mirroring=args.tta)
     result = judge(args.out, args.references, cases, labels, file_ending)

@@ -18,17 +18,12 @@ import os
 import sys
 from typing import List, Optional
 
-
-def trainer_path() -> str:
-    """The installed folder of thin trainer modules that nnU-Net must scan (works for -e and regular installs)."""
-    import nnunetv2_dualunc_trainers
-
-    return os.path.dirname(os.path.abspath(nnunetv2_dualunc_trainers.__file__))
+from nnunetv2_dualunc.nnunet_commands import trainer_folder
 
 
 def ext_trainer_hint() -> Optional[str]:
     """A how-to when nnUNet_extTrainer does not point at this plugin's trainers, else None."""
-    folder = trainer_path()
+    folder = trainer_folder()
     configured = [os.path.abspath(p) for p in os.environ.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
     if folder in configured:
         return None
@@ -91,7 +86,7 @@ def _model_folder_and_folds(args: argparse.Namespace) -> tuple:
 
 
 def _export_entry(argv: List[str]) -> None:
-    from nnunetv2_dualunc.export import export_plain_model
+    from nnunetv2_dualunc.inference.export import export_plain_model
 
     parser = argparse.ArgumentParser(prog="nnunetv2_dualunc export",
                                      description="Export a trained model as a plain nnU-Net model folder "
@@ -109,7 +104,7 @@ def _export_entry(argv: List[str]) -> None:
 def _predict_uncertainty_entry(argv: List[str]) -> None:
     import torch
 
-    from nnunetv2_dualunc.uncertainty_maps import predict_uncertainty_folder
+    from nnunetv2_dualunc.inference.uncertainty_maps import predict_uncertainty_folder
 
     parser = argparse.ArgumentParser(prog="nnunetv2_dualunc predict-uncertainty",
                                      description="Segment a folder of images with a trained DualUnc model and write "
@@ -134,7 +129,7 @@ def _predict_uncertainty_entry(argv: List[str]) -> None:
 def main(argv: Optional[List[str]] = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     commands = {
-        "trainer-path": lambda rest: print(trainer_path()),
+        "trainer-path": lambda rest: print(trainer_folder()),
         "preprocess-unlabelled": lambda rest: _lazy("nnunetv2_dualunc.data.unlabelled", "preprocess_unlabelled_entry")(rest),
         "export": _export_entry,
         "predict-uncertainty": _predict_uncertainty_entry,

@@ -7,10 +7,13 @@ from typing import Dict, List
 
 import pytest
 
-from nnunetv2_dualunc.demo import TINY_PRESET, console_script, dataset_name, nnunet_environment, write_synthetic_dataset
+from nnunetv2_dualunc.data.synthetic import dataset_name, write_synthetic_dataset
+from nnunetv2_dualunc.nnunet_commands import console_script, nnunet_environment
 
 TEST_DATASET_ID = 991
 TEST_DATASET_ID_3D = 992
+#: the synthetic dataset's size in the integration tests: the smallest that nnU-Net plans and trains
+TINY_PRESET = dict(n_labelled=4, n_unlabelled=6, n_test=2, shape=(2, 32, 32))
 TEST_TRAINERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ext_trainers")
 
 

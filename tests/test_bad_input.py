@@ -32,7 +32,7 @@ from nnunetv2_dualunc.data.checks import CorruptPreprocessedDataError
 from nnunetv2_dualunc.data.pseudo_labels import (check_manifest, pseudo_label_from_probabilities, reset_folder,
                                                  write_manifest, write_pseudo_labelled_case)
 from nnunetv2_dualunc.data.unlabelled import preprocess_unlabelled
-from nnunetv2_dualunc.demo import console_script
+from nnunetv2_dualunc.nnunet_commands import console_script, trainer_folder
 
 TRAINER = "nnUNetTrainerDualUnc_test"  # tests/ext_trainers: 2 + 1 + 1 epochs of 2 iterations, K = 2
 DATASET_ID = "991"
@@ -224,7 +224,7 @@ def test_plugin_commands_say_how_to_set_nnunet_ext_trainer(command, monkeypatch,
     assert "export nnUNet_extTrainer=$(nnunetv2_dualunc trainer-path)" in printed
 
     # once it is set as the note says, the note is gone
-    monkeypatch.setenv("nnUNet_extTrainer", cli.trainer_path())
+    monkeypatch.setenv("nnUNet_extTrainer", trainer_folder())
     assert cli.ext_trainer_hint() is None
     with pytest.raises(SystemExit):
         cli.main([command] + arguments)
@@ -294,7 +294,7 @@ def test_ignore_label_dataset_trains_every_phase_and_ignored_voxels_stay_out(tmp
     import SimpleITK as sitk
 
     from conftest import _base_env
-    from nnunetv2_dualunc.demo import dataset_name, write_synthetic_dataset
+    from nnunetv2_dualunc.data.synthetic import dataset_name, write_synthetic_dataset
 
     env = _base_env(str(tmp_path))
     raw = write_synthetic_dataset(env["nnUNet_raw"], 994, n_labelled=4, n_unlabelled=4, n_test=0,

@@ -13,7 +13,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from nnunetv2_dualunc.cpu_configuration import (CPUConfigurationError, add_batch_size_configuration,
                                                 add_cpu_configuration, add_cpu_configuration_entry,
                                                 features_per_stage)
-from nnunetv2_dualunc.demo import dataset_name, write_synthetic_dataset
+from nnunetv2_dualunc.data.synthetic import dataset_name, write_synthetic_dataset
 
 DATASET_ID = 993
 

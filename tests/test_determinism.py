@@ -15,10 +15,10 @@ from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
 from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-from nnunetv2_dualunc.data.pseudo_labels import MANIFEST_FILE, completed_cases, pseudo_label_folder
+from nnunetv2_dualunc.data.pseudo_labels import completed_cases
 from nnunetv2_dualunc.method.ranking import read_ranking
+from nnunetv2_dualunc.run_layout import PSEUDO_LABEL_MANIFEST_FILE, SAMPLE_RANKING_FILE, pseudo_label_folder
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
-from nnunetv2_dualunc.training.self_training import RANKING_FILE
 
 TRAINER = "nnUNetTrainerDualUnc_test"  # tests/ext_trainers: K = 2 snapshots after epochs 1 and 2, student after 3
 WEIGHT_EPOCHS = (1, 2, 3)
@@ -30,7 +30,7 @@ import multiprocessing, os, shutil, sys
 import torch
 from nnunetv2.run.run_training import get_trainer_from_args
 from nnunetv2_dualunc.method.schedule import Phase
-from nnunetv2_dualunc.training.self_training import SNAPSHOT_FOLDER
+from nnunetv2_dualunc.run_layout import SNAPSHOT_FOLDER
 
 dataset, configuration, trainer_name, snapshots = sys.argv[1:]
 torch.set_num_threads(multiprocessing.cpu_count())  # what nnUNetv2_train -device cpu sets
@@ -69,8 +69,9 @@ def stored_pseudo_labels(fold: str, stage: str) -> Dict[str, tuple]:
 
 
 def assert_same_pseudo_labels(fold: str, reference_fold: str, stage: str) -> None:
-    manifest = json.load(open(os.path.join(pseudo_label_folder(fold, stage), MANIFEST_FILE)))
-    reference_manifest = json.load(open(os.path.join(pseudo_label_folder(reference_fold, stage), MANIFEST_FILE)))
+    manifest = json.load(open(os.path.join(pseudo_label_folder(fold, stage), PSEUDO_LABEL_MANIFEST_FILE)))
+    reference_manifest = json.load(open(os.path.join(pseudo_label_folder(reference_fold, stage),
+                                                     PSEUDO_LABEL_MANIFEST_FILE)))
     assert manifest["cases"] == reference_manifest["cases"]
     found, expected = stored_pseudo_labels(fold, stage), stored_pseudo_labels(reference_fold, stage)
     assert sorted(found) == sorted(expected) == manifest["cases"]
@@ -105,9 +106,9 @@ def test_ranking_and_pseudo_labels_repeat_exactly_from_the_same_snapshots(planne
     second = rank_and_pseudo_label_from_snapshots(planned_workspace, TRAINER, snapshots, tmp_path / "second")
     assert first != second
 
-    table = open(os.path.join(first, RANKING_FILE), "rb").read()
-    assert open(os.path.join(second, RANKING_FILE), "rb").read() == table  # scores written with repr: bitwise
-    scores = [r.score for r in read_ranking(os.path.join(first, RANKING_FILE))]
+    table = open(os.path.join(first, SAMPLE_RANKING_FILE), "rb").read()
+    assert open(os.path.join(second, SAMPLE_RANKING_FILE), "rb").read() == table  # scores written with repr: bitwise
+    scores = [r.score for r in read_ranking(os.path.join(first, SAMPLE_RANKING_FILE))]
     assert len(scores) == 6 and min(scores) > 0 and len(set(scores)) == 6  # a real ordering, not all ties
     for stage in ("stage1", "stage2"):
         assert_same_pseudo_labels(second, first, stage)

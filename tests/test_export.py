@@ -8,7 +8,7 @@ from dynamic_network_architectures.architectures.unet import PlainConvUNet
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
 from helpers import folder_checksums
-from nnunetv2_dualunc.export import export_plain_model
+from nnunetv2_dualunc.inference.export import export_plain_model
 from test_network import LAYOUT, build_dual, random_input, tiny_dataset_json, tiny_plans
 
 SOURCE_NAME = 'nnUNetTrainerDualUnc__nnUNetPlans__2d'

@@ -10,9 +10,9 @@ import SimpleITK as sitk
 import torch
 
 from helpers import folder_checksums
-from nnunetv2_dualunc.demo import TINY_PRESET
+from conftest import TINY_PRESET
 from nnunetv2_dualunc.method.ranking import RELIABLE, read_ranking
-from nnunetv2_dualunc.training.self_training import RANKING_FILE
+from nnunetv2_dualunc.run_layout import SAMPLE_RANKING_FILE
 
 TRAINER = "nnUNetTrainerDualUnc_test"  # tests/ext_trainers: 2 + 1 + 1 epochs of 2 iterations, K = 2
 
@@ -40,7 +40,7 @@ def test_train_predict_export(planned_workspace, tmp_path):
                       weights_only=False)["current_epoch"] == 4
 
     # ranking: every unlabelled case once, ranks 1..n by ascending score, first half reliable
-    ranking = read_ranking(os.path.join(fold, RANKING_FILE))
+    ranking = read_ranking(os.path.join(fold, SAMPLE_RANKING_FILE))
     n = TINY_PRESET["n_unlabelled"]
     assert sorted(r.case for r in ranking) == [f"syn_u_{i:03d}" for i in range(n)]
     assert [r.rank for r in ranking] == list(range(1, n + 1))
@@ -104,7 +104,7 @@ def test_3d_fullres_runs_every_phase(planned_workspace_3d):
     train = ws.run(["nnUNetv2_train", "992", "3d_fullres", "all", "-tr", TRAINER, "-device", "cpu"], "train_3d.log")
     assert _phase_entries(train.log) == [("pretrain", "0"), ("stage1", "2"), ("stage2", "3")]
     fold = ws.results_folder(TRAINER, "3d_fullres")
-    assert len(read_ranking(os.path.join(fold, RANKING_FILE))) == 4
+    assert len(read_ranking(os.path.join(fold, SAMPLE_RANKING_FILE))) == 4
     checkpoint = torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
     # the dual network really is 3D: the auxiliary decoder's convolutions have 5-D kernels
     aux_kernels = [v for k, v in checkpoint["network_weights"].items()

@@ -157,6 +157,7 @@ def test_pseudo_dice_trainers_add_nnunets_dice_to_eq4_at_every_scale(planned_wor
     aux = [torch.randn(2, 3, *s[1:]) for s in scales]
     target = [torch.randint(0, 3, (2, 1, *s[1:])).float() for s in scales]
     weights = with_dice.weight_factors
-    expected = sum(w * rectified_pseudo_label_loss(m, a, t, dice=dice) for w, m, a, t in zip(weights, main, aux, target))
+    expected = sum(w * rectified_pseudo_label_loss(m, a, t, dice=dice)
+                   for w, m, a, t in zip(weights, main, aux, target))
     assert with_dice(main, aux, target).item() == pytest.approx(expected.item(), rel=1e-5)
     assert with_dice(main, aux, target).item() != pytest.approx(eq4(main, aux, target).item(), rel=1e-3)

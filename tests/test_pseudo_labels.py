@@ -6,8 +6,9 @@ import pytest
 from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
 
 from nnunetv2_dualunc.data.pseudo_labels import (PseudoLabelMismatchError, check_manifest, completed_cases,
-                                                 pseudo_label_folder, pseudo_label_from_probabilities, reset_folder,
-                                                 write_manifest, write_pseudo_labelled_case)
+                                                 pseudo_label_from_probabilities, reset_folder, write_manifest,
+                                                 write_pseudo_labelled_case)
+from nnunetv2_dualunc.run_layout import pseudo_label_folder
 
 PROVENANCE = {"dataset": "Dataset990_X", "configuration": "2d", "plans": "nnUNetPlans", "fold": "0",
               "trainer": "nnUNetTrainerDualUnc", "stage": "stage1", "weights_epoch": 4}

@@ -4,8 +4,9 @@ import json
 import pytest
 import torch
 
-from nnunetv2_dualunc.method.ranking import (RELIABLE, UNRELIABLE, rank_cases, ranking_settings_path, read_ranking,
-                                             reliable_cases, reusable_ranking, sample_uncertainty, write_ranking)
+from nnunetv2_dualunc.method.ranking import (RELIABLE, UNRELIABLE, rank_cases, read_ranking, reliable_cases,
+                                             reusable_ranking, sample_uncertainty, write_ranking)
+from nnunetv2_dualunc.run_layout import ranking_settings_path
 
 
 def test_sample_uncertainty_matches_eq1_by_hand():
@@ -88,10 +89,10 @@ def _trainer_with_ranking_on_disk(tmp_path, reliable_fraction: float, snapshot_e
     (computed with snapshots (1, 2) and the paper's split)."""
     from nnunetv2_dualunc.method.schedule import StageSchedule
     from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
-    from nnunetv2_dualunc.training.self_training import RANKING_FILE
+    from nnunetv2_dualunc.run_layout import SAMPLE_RANKING_FILE
 
     cases = [f"case_{i}" for i in range(8)]
-    write_ranking(str(tmp_path / RANKING_FILE), rank_cases({c: float(i) for i, c in enumerate(cases)}, 0.5),
+    write_ranking(str(tmp_path / SAMPLE_RANKING_FILE), rank_cases({c: float(i) for i, c in enumerate(cases)}, 0.5),
                   {"snapshot_epochs": [1, 2], "uncertainty_per_foreground_voxel": False, "reliable_fraction": 0.5})
     trainer = object.__new__(nnUNetTrainerDualUnc)
     trainer.output_folder = str(tmp_path)
@@ -100,7 +101,7 @@ def _trainer_with_ranking_on_disk(tmp_path, reliable_fraction: float, snapshot_e
     trainer.reliable_fraction = reliable_fraction
     trainer.uncertainty_per_foreground_voxel = False
     trainer.print_to_log_file = lambda *args, **kwargs: None
-    return trainer, str(tmp_path / RANKING_FILE)
+    return trainer, str(tmp_path / SAMPLE_RANKING_FILE)
 
 
 def test_resumed_run_with_another_reliable_fraction_re_splits_the_stored_scores(tmp_path):

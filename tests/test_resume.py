@@ -9,9 +9,10 @@ import signal
 
 import torch
 
-from nnunetv2_dualunc.data.pseudo_labels import MANIFEST_FILE, completed_cases, pseudo_label_folder
+from nnunetv2_dualunc.data.pseudo_labels import completed_cases
 from nnunetv2_dualunc.method.ranking import rank_cases, write_ranking
-from nnunetv2_dualunc.training.self_training import RANKING_FILE, SNAPSHOT_FOLDER
+from nnunetv2_dualunc.run_layout import (PSEUDO_LABEL_MANIFEST_FILE, SAMPLE_RANKING_FILE, SNAPSHOT_FOLDER,
+                                         pseudo_label_folder)
 from test_determinism import assert_same_pseudo_labels, rank_and_pseudo_label_from_snapshots
 
 TRAINER = "nnUNetTrainerDualUnc_kill"  # tests/ext_trainers: epochs 0-1 pre-train, 2 stage 1, 3 stage 2
@@ -42,7 +43,7 @@ def test_killed_anywhere_resumes_without_losing_or_repeating_work(planned_worksp
 
     # leftovers of an earlier, finished run in the same fold folder: a fresh run must not reuse them
     os.makedirs(stage1, exist_ok=True)
-    write_ranking(os.path.join(fold, RANKING_FILE), rank_cases({f"syn_u_{i:03d}": float(i) for i in range(6)}))
+    write_ranking(os.path.join(fold, SAMPLE_RANKING_FILE), rank_cases({f"syn_u_{i:03d}": float(i) for i in range(6)}))
 
     logs = []
     for attempt in range(len(KILL_POINTS) + 1):
@@ -57,15 +58,17 @@ def test_killed_anywhere_resumes_without_losing_or_repeating_work(planned_worksp
             assert os.path.getsize(os.path.join(snapshots, left[1])) < \
                 os.path.getsize(os.path.join(snapshots, "weights_after_epoch_0001.pth"))
         if attempt == 1:  # killed mid-ranking: nothing of it on disk; the teacher saved again, its leftover gone
-            assert not os.path.exists(os.path.join(fold, RANKING_FILE))
+            assert not os.path.exists(os.path.join(fold, SAMPLE_RANKING_FILE))
             assert sorted(os.listdir(snapshots)) == ["weights_after_epoch_0001.pth", "weights_after_epoch_0002.pth"]
         if attempt == 2:  # killed mid-labelling: one finished case, no manifest
-            assert len(completed_cases(stage1)) == 1 and not os.path.exists(os.path.join(stage1, MANIFEST_FILE))
-            ranking_stat = _stat(os.path.join(fold, RANKING_FILE))
+            assert len(completed_cases(stage1)) == 1
+            assert not os.path.exists(os.path.join(stage1, PSEUDO_LABEL_MANIFEST_FILE))
+            ranking_stat = _stat(os.path.join(fold, SAMPLE_RANKING_FILE))
         if attempt == 3:
-            stage1_stat = _stat(os.path.join(stage1, MANIFEST_FILE))
+            stage1_stat = _stat(os.path.join(stage1, PSEUDO_LABEL_MANIFEST_FILE))
         if attempt == 4:
-            assert len(completed_cases(stage2)) == 3 and not os.path.exists(os.path.join(stage2, MANIFEST_FILE))
+            assert len(completed_cases(stage2)) == 3
+            assert not os.path.exists(os.path.join(stage2, PSEUDO_LABEL_MANIFEST_FILE))
     assert "fresh run: removing the previous run's" in logs[0]
 
     everything = "\n".join(logs)
@@ -78,13 +81,13 @@ def test_killed_anywhere_resumes_without_losing_or_repeating_work(planned_worksp
     assert everything.count("pseudo-labelling 6 cases with the weights after epoch 3") == 2
     assert "using the ranking in" in logs[3] and "using the ranking in" in logs[4]
     assert "using the pseudo-labels in" in logs[4]
-    assert _stat(os.path.join(fold, RANKING_FILE)) == ranking_stat
-    assert _stat(os.path.join(stage1, MANIFEST_FILE)) == stage1_stat
+    assert _stat(os.path.join(fold, SAMPLE_RANKING_FILE)) == ranking_stat
+    assert _stat(os.path.join(stage1, PSEUDO_LABEL_MANIFEST_FILE)) == stage1_stat
 
     # what training used equals an uninterrupted computation from the same snapshot files
     reference = rank_and_pseudo_label_from_snapshots(ws, TRAINER, snapshots, tmp_path / "reference")
-    assert open(os.path.join(fold, RANKING_FILE), "rb").read() == \
-        open(os.path.join(reference, RANKING_FILE), "rb").read()
+    assert open(os.path.join(fold, SAMPLE_RANKING_FILE), "rb").read() == \
+        open(os.path.join(reference, SAMPLE_RANKING_FILE), "rb").read()
     for stage in ("stage1", "stage2"):
         assert_same_pseudo_labels(fold, reference, stage)
 

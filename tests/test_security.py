@@ -8,7 +8,7 @@ from typing import Dict, Tuple
 import pytest
 
 from helpers import folder_checksums
-from nnunetv2_dualunc.demo import console_script
+from nnunetv2_dualunc.nnunet_commands import console_script
 
 TRAINER = "nnUNetTrainerDualUnc_test"
 

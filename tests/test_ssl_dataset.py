@@ -11,7 +11,7 @@ import SimpleITK as sitk
 from nnunetv2_dualunc.data.ssl_dataset import (SSL_SPLIT_FILE, SSLDatasetError, build_ssl_dataset,
                                                build_ssl_dataset_entry, resolve_case_ids, write_ssl_splits,
                                                write_ssl_splits_entry)
-from nnunetv2_dualunc.data.unlabelled import find_unlabelled_cases
+from nnunetv2_dualunc.data.unlabelled_raw import find_unlabelled_cases
 
 PATIENTS = ["patient001", "patient002", "patient003", "patient004", "patient010"]
 FRAMES = ["frame01", "frame12"]

@@ -6,7 +6,7 @@ import pytest
 
 from nnunetv2_dualunc.data.ssl_planning import PLANS_RECORD_KEY, find_planner_class, planner_counting_unlabelled
 from nnunetv2_dualunc.data.unlabelled import unlabelled_preprocessed_folder
-from nnunetv2_dualunc.demo import dataset_name, write_synthetic_dataset
+from nnunetv2_dualunc.data.synthetic import dataset_name, write_synthetic_dataset
 
 from conftest import NnUNetWorkspace, _base_env
 

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from conftest import TINY_PRESET
 from nnunetv2_dualunc import demo
-from nnunetv2_dualunc.demo import (DEMO_PRESET, LABELS, TINY_PRESET, dataset_name, format_dice_table,
-                                   synthetic_case, write_synthetic_dataset)
+from nnunetv2_dualunc.data.synthetic import DEMO_PRESET, LABELS, dataset_name, synthetic_case, write_synthetic_dataset
+from nnunetv2_dualunc.demo import format_dice_table
+from nnunetv2_dualunc.nnunet_commands import nnunet_environment, trainer_folder, train_command
 from nnunetv2_dualunc.evaluation.dice import dice_per_class
 from nnunetv2_dualunc.evaluation.evaluate_folders import EvaluationInputError
 
@@ -204,18 +206,18 @@ def test_demo_refuses_to_resume_a_folder_made_with_other_settings(tmp_path):
 
 def test_demo_environment_points_nnunet_at_the_demo_folders_and_trainers(tmp_path, monkeypatch):
     monkeypatch.setenv("nnUNet_extTrainer", "/somewhere/else")
-    env = demo.nnunet_environment(str(tmp_path), num_processes=2)
+    env = nnunet_environment(str(tmp_path), num_processes=2)
     assert env["nnUNet_raw"] == os.path.join(str(tmp_path), "nnUNet_raw")
     assert env["nnUNet_results"] == os.path.join(str(tmp_path), "nnUNet_results")
     assert env["nnUNet_compile"] == "false"
     folders = env["nnUNet_extTrainer"].split(os.pathsep)
-    assert folders == [demo.external_trainer_folder(), "/somewhere/else"]
+    assert folders == [trainer_folder(), "/somewhere/else"]
     assert os.path.isfile(os.path.join(folders[0], "demo_trainers.py"))
 
 
 def test_thin_trainer_module_re_exports_the_demo_trainer():
     from nnunetv2_dualunc.training import demo_trainers
-    thin_file = os.path.join(demo.external_trainer_folder(), "demo_trainers.py")
+    thin_file = os.path.join(trainer_folder(), "demo_trainers.py")
     spec = importlib.util.spec_from_file_location("thin_demo_trainers", thin_file)
     thin = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(thin)
@@ -241,3 +243,12 @@ def test_uncertainty_ranking_is_shown_beside_each_cases_dice(tmp_path):
     assert table.splitlines()[2] == "| 1 | b | 0.5 | 0.5500 |"
     assert table.splitlines()[4] == "| 3 | a | 0.1 | 0.9500 |"
     assert rho == pytest.approx(-1.0)  # most uncertain = worst segmented, in this order
+
+
+@pytest.mark.parametrize("checkpoint", [None, "latest", "best", "final"])
+def test_train_command_continues_an_interrupted_run(tmp_path, checkpoint):
+    if checkpoint:
+        (tmp_path / f"checkpoint_{checkpoint}.pth").write_bytes(b"")
+    command = train_command(990, "2d", "all", "nnUNetTrainer_demo", "cpu", str(tmp_path))
+    assert command[:7] == ["nnUNetv2_train", "990", "2d", "all", "-tr", "nnUNetTrainer_demo", "-device"]
+    assert ("--c" in command) == (checkpoint is not None)

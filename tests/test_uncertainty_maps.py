@@ -7,11 +7,11 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from nnunetv2_dualunc.export import export_plain_model
+from nnunetv2_dualunc.inference.export import export_plain_model
+from nnunetv2_dualunc.inference.uncertainty_maps import (CaseUncertainty, UncertaintyPredictor,
+                                                         kl_between_probabilities, rank_by_uncertainty, summarise_case,
+                                                         write_float_map, write_uncertainty_ranking)
 from nnunetv2_dualunc.method.losses import kl_divergence_map
-from nnunetv2_dualunc.uncertainty_maps import (CaseUncertainty, UncertaintyPredictor, kl_between_probabilities,
-                                               rank_by_uncertainty, summarise_case, write_float_map,
-                                               write_uncertainty_ranking)
 from test_export import write_fake_results_folder
 from test_network import build_dual, random_input
 
@@ -94,15 +94,15 @@ def test_a_model_without_auxiliary_decoder_is_refused_with_the_fix(tmp_path):
 # ------------------------------------------------------------------------------------------------ bad input
 @pytest.fixture
 def dual_model_folder(tmp_path, monkeypatch):
-    from nnunetv2_dualunc.cli import trainer_path
+    from nnunetv2_dualunc.nnunet_commands import trainer_folder
 
-    monkeypatch.setenv("nnUNet_extTrainer", trainer_path())  # the checkpoint names nnUNetTrainerDualUnc
+    monkeypatch.setenv("nnUNet_extTrainer", trainer_folder())  # the checkpoint names nnUNetTrainerDualUnc
     source, _ = write_fake_results_folder(str(tmp_path / "results"))
     return source
 
 
 def _cpu_call(model_folder, input_folder, output_folder):
-    from nnunetv2_dualunc.uncertainty_maps import predict_uncertainty_folder
+    from nnunetv2_dualunc.inference.uncertainty_maps import predict_uncertainty_folder
 
     return predict_uncertainty_folder(model_folder, str(input_folder), str(output_folder), device=torch.device("cpu"))
 

@@ -15,10 +15,10 @@ from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from helpers import folder_checksums
-from nnunetv2_dualunc.data.unlabelled import (UNLABELLED_IMAGES_FOLDER, UnlabelledDataError,
-                                              check_unlabelled_images_readable, find_unlabelled_cases,
-                                              load_unlabelled_identifiers, preprocess_unlabelled,
+from nnunetv2_dualunc.data.unlabelled import (load_unlabelled_identifiers, preprocess_unlabelled,
                                               preprocess_unlabelled_entry, unlabelled_preprocessed_folder)
+from nnunetv2_dualunc.data.unlabelled_raw import (UNLABELLED_IMAGES_FOLDER, UnlabelledDataError, find_unlabelled_cases,
+                                                  problem_with_case_images)
 
 DATASET_ID = 987
 DATASET_NAME = f"Dataset{DATASET_ID}_TinyUnlabelled"
@@ -155,13 +155,11 @@ def test_unusable_images_raise_naming_the_file(raw_folder, reader, write_bad_ima
     bad_file = join(raw_folder, UNLABELLED_IMAGES_FOLDER, "unl1_0000.nii.gz")
     write_bad_image(bad_file)
     cases = find_unlabelled_cases(raw_folder, load_json(join(raw_folder, "dataset.json")))
-    check_unlabelled_images_readable({k: v for k, v in cases.items() if k != "unl1"}, reader, expected_ndim=3)
-    with pytest.raises(UnlabelledDataError) as e:
-        check_unlabelled_images_readable(cases, reader, expected_ndim=3)
-    assert bad_file in str(e.value)
-    assert "unl0_0000" not in str(e.value)  # only the bad case is named
+    problems = {case: problem_with_case_images(case, files, reader, expected_ndim=3) for case, files in cases.items()}
+    assert [case for case, problem in problems.items() if problem is not None] == ["unl1"]  # only the bad case
+    assert bad_file in problems["unl1"]
     for text in expected_in_message:
-        assert text in str(e.value)
+        assert text in problems["unl1"]
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from nnunetv2_dualunc.training.dualunc_light_aux import nnUNetTrainerDualUncLigh
 from nnunetv2_dualunc.training.dualunc_pseudo_dice import nnUNetTrainerDualUncWarmStartPseudoDice
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
 from nnunetv2_dualunc.training.warm_start import WarmStartMixin
-from nnunetv2_dualunc.data.unlabelled import find_unlabelled_cases
+from nnunetv2_dualunc.data.unlabelled_raw import find_unlabelled_cases
 from nnunetv2_dualunc.method.schedule import PhasePolyLRScheduler, StageSchedule
 from nnunetv2_dualunc.training.sample_sorting import nnUNetTrainerSelfTrainingSS
 from nnunetv2_dualunc.training.self_training import nnUNetTrainerSelfTraining
@@ -194,7 +194,7 @@ class nnUNetTrainerDualUncWarmStartNoUnlabelled(nnUNetTrainerDualUncWarmStart):
     unlabelled batch: what the recipe alone does against supervised-continued."""
 
     def _enter_phase(self, phase) -> None:
-        self._stop_unlabelled_loader()
+        self.use_unlabelled_cases("", [])
         self.active_phase = phase
         self.print_to_log_file(f"phase '{phase.value}' at epoch {self.current_epoch}: no unlabelled cases (ablation)")
 

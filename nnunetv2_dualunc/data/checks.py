@@ -12,8 +12,7 @@ from typing import Dict, List, Sequence
 
 import blosc2
 
-# the files of one case, in the order writers move them into place: the .pkl last marks a case complete
-CASE_FILE_SUFFIXES = (".b2nd", "_seg.b2nd", ".pkl")
+from nnunetv2_dualunc.data.case_files import CASE_FILE_SUFFIXES
 
 
 class CorruptPreprocessedDataError(RuntimeError):

@@ -15,12 +15,12 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
-from nnunetv2.training.dataloading.nnunet_dataset import comp_blosc2_params, nnUNetDatasetBlosc2
 
 from nnunetv2_dualunc.atomic_files import atomic_write_json
-from nnunetv2_dualunc.data.checks import CASE_FILE_SUFFIXES, describe_problems, unreadable_cases
+from nnunetv2_dualunc.data.case_files import write_case_atomically
+from nnunetv2_dualunc.data.checks import describe_problems, unreadable_cases
+from nnunetv2_dualunc.run_layout import PSEUDO_LABEL_MANIFEST_FILE
 
-MANIFEST_FILE = "manifest.json"
 _STAGING_PREFIX = ".writing_"
 # the provenance keys that must match before existing pseudo-labels are reused
 PROVENANCE_KEYS = ("dataset", "configuration", "plans", "fold", "trainer", "stage", "weights_epoch")
@@ -28,10 +28,6 @@ PROVENANCE_KEYS = ("dataset", "configuration", "plans", "fold", "trainer", "stag
 
 class PseudoLabelMismatchError(RuntimeError):
     """Pseudo-labels in the folder were made by another run (fold, configuration, plans or trainer)."""
-
-
-def pseudo_label_folder(output_folder: str, stage: str) -> str:
-    return os.path.join(output_folder, "pseudo_labels", stage)
 
 
 def pseudo_label_from_probabilities(probabilities: np.ndarray, nonzero_mask_seg: Optional[np.ndarray]) -> np.ndarray:
@@ -57,17 +53,8 @@ def write_pseudo_labelled_case(folder: str, identifier: str, data: np.ndarray, p
     classes = list(foreground_labels) + ([[-1, *annotated_labels]] if annotated_labels is not None else [])
     properties["class_locations"] = DefaultPreprocessor._sample_foreground_locations(pseudo_label, classes,
                                                                                      verbose=False)
-    data = np.ascontiguousarray(data, dtype=np.float32)
-    blocks, chunks = comp_blosc2_params(data.shape, tuple(patch_size), data.itemsize)
-    blocks_seg, chunks_seg = comp_blosc2_params(pseudo_label.shape, tuple(patch_size), pseudo_label.itemsize)
-    staging = os.path.join(folder, _STAGING_PREFIX + identifier)
-    shutil.rmtree(staging, ignore_errors=True)
-    os.makedirs(staging)
-    nnUNetDatasetBlosc2.save_case(data, pseudo_label, properties, os.path.join(staging, identifier),
-                                  chunks=chunks, blocks=blocks, chunks_seg=chunks_seg, blocks_seg=blocks_seg)
-    for suffix in CASE_FILE_SUFFIXES:  # .pkl last: its presence marks the case complete
-        os.replace(os.path.join(staging, identifier + suffix), os.path.join(folder, identifier + suffix))
-    os.rmdir(staging)
+    write_case_atomically(folder, identifier, np.ascontiguousarray(data, dtype=np.float32), pseudo_label, properties,
+                          patch_size, _STAGING_PREFIX)
 
 
 def completed_cases(folder: str) -> List[str]:
@@ -77,7 +64,7 @@ def completed_cases(folder: str) -> List[str]:
 
 
 def read_manifest(folder: str) -> Optional[dict]:
-    path = os.path.join(folder, MANIFEST_FILE)
+    path = os.path.join(folder, PSEUDO_LABEL_MANIFEST_FILE)
     if not os.path.isfile(path):
         return None
     try:
@@ -90,7 +77,7 @@ def read_manifest(folder: str) -> Optional[dict]:
 
 def write_manifest(folder: str, provenance: dict, cases: Sequence[str]) -> None:
     manifest = dict(provenance, cases=sorted(cases))
-    atomic_write_json(manifest, os.path.join(folder, MANIFEST_FILE))
+    atomic_write_json(manifest, os.path.join(folder, PSEUDO_LABEL_MANIFEST_FILE))
 
 
 def check_manifest(folder: str, provenance: dict, cases: Sequence[str]) -> bool:

@@ -30,7 +30,7 @@ from batchgenerators.utilities.file_and_folder_operations import load_json
 from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
 from nnunetv2_dualunc.atomic_files import atomic_write_json
-from nnunetv2_dualunc.data.unlabelled import UNLABELLED_IMAGES_FOLDER
+from nnunetv2_dualunc.data.unlabelled_raw import NUM_UNLABELLED_KEY, UNLABELLED_IMAGES_FOLDER
 
 SSL_SPLIT_FILE = "ssl_split.json"
 SPLITS_FILE = "splits_final.json"
@@ -206,7 +206,7 @@ def build_ssl_dataset(source_raw_folder: str, target_raw_root: str, dataset_id: 
 
         new_dataset_json = {k: v for k, v in dataset_json.items() if k != "dataset"}  # files now follow the layout
         new_dataset_json["numTraining"] = len(lists["labelled"]) + len(lists["validation"])
-        new_dataset_json["numUnlabelled"] = len(lists["unlabelled"])
+        new_dataset_json[NUM_UNLABELLED_KEY] = len(lists["unlabelled"])
         atomic_write_json(new_dataset_json, join(scratch, "dataset.json"))
         atomic_write_json({
             "source": os.path.abspath(source_raw_folder),

@@ -20,8 +20,8 @@ from nnunetv2.experiment_planning.plan_and_preprocess_api import (extract_finger
                                                                   plan_experiment_dataset, preprocess_dataset)
 from nnunetv2.utilities.find_class_by_name import recursive_find_python_class
 
-from nnunetv2_dualunc.data.unlabelled import (UNLABELLED_IMAGES_FOLDER, UnlabelledDataError, find_unlabelled_cases,
-                                              preprocess_unlabelled)
+from nnunetv2_dualunc.data.unlabelled import preprocess_unlabelled
+from nnunetv2_dualunc.data.unlabelled_raw import UNLABELLED_IMAGES_FOLDER, UnlabelledDataError, find_unlabelled_cases
 
 #: key added to the plans: how many cases the planner counted, so the plans say how they were made
 PLANS_RECORD_KEY = "dualunc_planning"

@@ -1,10 +1,4 @@
-"""Unlabelled raw images: find and validate them, then preprocess them with an existing nnU-Net plan.
-
-Raw layout: the images without labels sit in ``$nnUNet_raw/DatasetXXX_Name/imagesUnlabeled/`` next to imagesTr,
-named like imagesTr (``CASE_0000.nii.gz``, ``CASE_0001.nii.gz``, ... one file per entry of dataset.json's
-``channel_names``, with dataset.json's ``file_ending``). nnU-Net itself never looks into that folder, so
-``nnUNetv2_plan_and_preprocess --verify_dataset_integrity`` keeps working, and the plans stay those of the
-labelled data.
+"""Unlabelled images preprocessed with an existing nnU-Net plan (raw layout and validation: data/unlabelled_raw.py).
 
 Preprocessed layout: ``$nnUNet_preprocessed/DatasetXXX_Name/<data_identifier>_unlabelled/`` holds the cases in
 nnU-Net's Blosc2 format (``CASE.b2nd``, ``CASE_seg.b2nd`` = nonzero mask with -1 outside, ``CASE.pkl``). It is a
@@ -12,14 +6,11 @@ folder of its own because nnU-Net expects one dataset format per configuration f
 """
 import argparse
 import os
-import re
 import shutil
-import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from copy import deepcopy
 from multiprocessing import get_context
 from os.path import isdir, isfile, join
-from typing import Dict, List, Optional, Sequence, Type, Union
+from typing import Dict, List, Optional, Union
 
 import numpy as np
 from batchgenerators.utilities.file_and_folder_operations import load_json
@@ -27,178 +18,19 @@ from tqdm import tqdm
 
 import nnunetv2.paths
 from nnunetv2.configuration import default_num_processes
-from nnunetv2.imageio.base_reader_writer import BaseReaderWriter
-from nnunetv2.training.dataloading.nnunet_dataset import comp_blosc2_params, nnUNetDatasetBlosc2
 from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
-from nnunetv2.utilities.utils import (create_paths_fn, get_filenames_of_train_images_and_targets,
-                                      get_identifiers_from_splitted_dataset_folder)
 
-from nnunetv2_dualunc.data.checks import CASE_FILE_SUFFIXES, describe_problems, unreadable_cases
+from nnunetv2_dualunc.data.case_files import CASE_FILE_SUFFIXES, write_case_atomically
+from nnunetv2_dualunc.data.checks import describe_problems, unreadable_cases
+from nnunetv2_dualunc.data.unlabelled_raw import (UNLABELLED_IMAGES_FOLDER, UnlabelledDataError, find_unlabelled_cases,
+                                                  labelled_spatial_ndim, problem_report, problem_with_case_images)
 
-UNLABELLED_IMAGES_FOLDER = "imagesUnlabeled"
 UNLABELLED_FOLDER_SUFFIX = "_unlabelled"
 # Prefix of the per-case scratch folders inside the output folder. Hidden, so neither nnU-Net's
 # nnUNetDatasetBlosc2.get_identifiers nor load_unlabelled_identifiers ever sees a half-written case.
 PARTIAL_CASE_PREFIX = ".partial_"
-_CHANNEL_SUFFIX = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
-_MAX_LISTED_PROBLEMS = 30
 _PREPROCESS_CLI = "nnunetv2_dualunc preprocess-unlabelled -d DATASET -c CONFIGURATION"
-
-
-class UnlabelledDataError(ValueError):
-    """Bad unlabelled input (or missing setup to preprocess it); the message names the file and the fix."""
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# raw data: find + validate
-# ----------------------------------------------------------------------------------------------------------------
-def find_unlabelled_cases(raw_dataset_folder: str, dataset_json: dict) -> Dict[str, List[str]]:
-    """Case id -> sorted list of channel files in ``imagesUnlabeled``.
-
-    All naming problems are collected and raised together (one UnlabelledDataError) before any image is read, so a
-    user fixes the folder in one go instead of one file per run.
-    """
-    folder = join(raw_dataset_folder, UNLABELLED_IMAGES_FOLDER)
-    file_ending = dataset_json["file_ending"]
-    num_channels = len(dataset_json["channel_names"])
-    example = f"CASE_0000{file_ending}" + (f" ... CASE_{num_channels - 1:04d}{file_ending}" if num_channels > 1 else "")
-    if not isdir(folder):
-        raise UnlabelledDataError(
-            f"Unlabelled images folder not found: {folder}\nFix: create it next to imagesTr and put the unlabelled "
-            f"images there, named like imagesTr: {example} (one file per channel in dataset.json's channel_names).")
-
-    entries = sorted(i for i in os.listdir(folder) if not i.startswith("."))
-    problems = []
-    channels_per_case: Dict[str, Dict[int, str]] = {}
-    for name in entries:
-        path = join(folder, name)
-        if not isfile(path):
-            problems.append(f"{path} is a folder. Fix: put the images directly into {folder}.")
-        elif not name.endswith(file_ending):
-            problems.append(f"{path} does not have dataset.json's file_ending '{file_ending}'. Fix: convert it to "
-                            f"{file_ending} or remove it.")
-        else:
-            match = _CHANNEL_SUFFIX.match(name[:-len(file_ending)])
-            if match is None:
-                problems.append(f"{path} looks like a label file; unlabelled images need the _0000 channel suffix. "
-                                f"Fix: rename it to {name[:-len(file_ending)]}_0000{file_ending} if it is an image, "
-                                f"or remove it if it is a label.")
-            else:
-                channels_per_case.setdefault(match["case"], {})[int(match["channel"])] = path
-
-    if not channels_per_case and not problems:
-        raise UnlabelledDataError(
-            f"Unlabelled images folder {folder} holds no images ending with '{file_ending}'. Fix: put the "
-            f"unlabelled images there, named like imagesTr: {example}.")
-
-    labelled_images = _first_image_of_labelled_cases(raw_dataset_folder, dataset_json)
-    cases = {}
-    for case_id in sorted(channels_per_case):
-        channels = channels_per_case[case_id]
-        expected = {c: join(folder, f"{case_id}_{c:04d}{file_ending}") for c in range(num_channels)}
-        if set(channels) != set(expected):
-            missing = [expected[c] for c in sorted(set(expected) - set(channels))]
-            extra = [channels[c] for c in sorted(set(channels) - set(expected))]
-            found = (f" Missing: {missing}." if missing else "") + (f" Unexpected: {extra}." if extra else "")
-            problems.append(
-                f"Unlabelled case '{case_id}' does not have exactly the {num_channels} channel(s) of dataset.json's "
-                f"channel_names. Expected files: {list(expected.values())}.{found} Fix: add the missing channel "
-                f"files / remove or rename the unexpected ones.")
-            continue
-        if case_id in labelled_images:
-            problems.append(
-                f"Unlabelled case '{case_id}' ({expected[0]}) has the same case id as the labelled case "
-                f"{labelled_images[case_id]}. Fix: rename the unlabelled files, e.g. to "
-                f"{case_id}_unlabelled_0000{file_ending}; case ids must be unique across labelled and unlabelled.")
-            continue
-        cases[case_id] = [expected[c] for c in range(num_channels)]
-
-    if problems:
-        raise UnlabelledDataError(_problem_report(f"Invalid unlabelled images in {folder}", problems))
-    return cases
-
-
-def _first_image_of_labelled_cases(raw_dataset_folder: str, dataset_json: dict) -> Dict[str, str]:
-    """Labelled case id -> its first image file, read the way nnU-Net reads the training set."""
-    if "dataset" in dataset_json:
-        # get_filenames_of_train_images_and_targets rewrites dataset_json['dataset'] in place: give it a copy
-        dataset = get_filenames_of_train_images_and_targets(raw_dataset_folder, deepcopy(dataset_json))
-        return {k: v["images"][0] for k, v in dataset.items()}
-    images_tr = join(raw_dataset_folder, "imagesTr")
-    if not isdir(images_tr):
-        return {}
-    file_ending = dataset_json["file_ending"]
-    identifiers = get_identifiers_from_splitted_dataset_folder(images_tr, file_ending)
-    return {str(i): join(images_tr, f"{i}_0000{file_ending}") for i in identifiers}
-
-
-def _labelled_case_image_files(raw_dataset_folder: str, dataset_json: dict) -> List[str]:
-    """The image files of one labelled case (to learn the dataset's spatial dimensionality)."""
-    if "dataset" in dataset_json:
-        dataset = get_filenames_of_train_images_and_targets(raw_dataset_folder, deepcopy(dataset_json))
-        return next(iter(dataset.values()))["images"] if dataset else []
-    images_tr = join(raw_dataset_folder, "imagesTr")
-    if not isdir(images_tr):
-        return []
-    file_ending = dataset_json["file_ending"]
-    identifiers = get_identifiers_from_splitted_dataset_folder(images_tr, file_ending)
-    if len(identifiers) == 0:
-        return []
-    return create_paths_fn(images_tr, sorted(os.listdir(images_tr)), file_ending, str(identifiers[0]))
-
-
-def spatial_ndim(image: np.ndarray) -> int:
-    """2 or 3. nnU-Net's readers return every image as (c, x, y, z) and put 2D images in as (c, 1, y, z)."""
-    return 2 if image.shape[1] == 1 else 3
-
-
-def labelled_spatial_ndim(raw_dataset_folder: str, dataset_json: dict,
-                          reader_writer_class: Type[BaseReaderWriter]) -> Optional[int]:
-    """Spatial dimensionality of the labelled images (one case is read); None if there is no labelled case."""
-    files = _labelled_case_image_files(raw_dataset_folder, dataset_json)
-    if not files:
-        return None
-    image, _ = reader_writer_class().read_images(files)
-    return spatial_ndim(image)
-
-
-def check_unlabelled_images_readable(cases: Dict[str, List[str]], reader_writer_class: Type[BaseReaderWriter],
-                                     expected_ndim: Optional[int] = None) -> None:
-    """Read every case once with nnU-Net's reader; raise one UnlabelledDataError listing every unreadable case,
-    every case with NaN/inf voxels and every case whose spatial dimensionality differs from expected_ndim."""
-    problems = [p for case_id, files in cases.items()
-                if (p := _problem_with_case_images(case_id, files, reader_writer_class, expected_ndim)) is not None]
-    if problems:
-        raise UnlabelledDataError(_problem_report("Unusable unlabelled images", problems))
-
-
-def _problem_with_case_images(case_id: str, files: Sequence[str], reader_writer_class: Type[BaseReaderWriter],
-                              expected_ndim: Optional[int]) -> Optional[str]:
-    try:
-        image, _ = reader_writer_class().read_images(list(files))
-    except Exception as e:  # readers raise anything from RuntimeError to nibabel/ITK errors
-        return (f"Cannot read unlabelled case '{case_id}' ({', '.join(files)}) with {reader_writer_class.__name__}: "
-                f"{type(e).__name__}: {e}. Fix: check that the file(s) open in an image viewer, are not truncated, "
-                f"and that all channels of the case have the same shape and spacing; or remove the case.")
-    if not np.all(np.isfinite(image)):
-        bad = [f for c, f in enumerate(files) if not np.all(np.isfinite(image[c]))] if len(files) == image.shape[0] \
-            else list(files)
-        return (f"Unlabelled case '{case_id}' has NaN or inf voxel values in {', '.join(bad)}. Fix: replace them "
-                f"with finite values that make sense for the modality (e.g. the background value).")
-    ndim = spatial_ndim(image)
-    if expected_ndim is not None and ndim != expected_ndim:
-        return (f"Unlabelled case '{case_id}' ({', '.join(files)}) is {ndim}D but the labelled images are "
-                f"{expected_ndim}D (image shape as read by nnU-Net: {tuple(image.shape[1:])}). Fix: provide "
-                f"{expected_ndim}D images like those in imagesTr, or remove the case.")
-    return None
-
-
-def _problem_report(title: str, problems: List[str]) -> str:
-    listed = problems[:_MAX_LISTED_PROBLEMS]
-    more = len(problems) - len(listed)
-    return (f"{title} ({len(problems)} problem(s)):\n - " + "\n - ".join(listed)
-            + (f"\n - ... and {more} more" if more > 0 else ""))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -270,30 +102,17 @@ class _UnlabelledCaseWriter:
         """None when stored, else the problem with this case's images (so that one run reports all bad cases)."""
         plans_manager = PlansManager(self.plans)
         configuration_manager = plans_manager.get_configuration(self.configuration)
-        problem = _problem_with_case_images(case_id, image_files, plans_manager.image_reader_writer_class,
+        problem = problem_with_case_images(case_id, image_files, plans_manager.image_reader_writer_class,
                                             self.expected_ndim)
         if problem is not None:
             return problem
         preprocessor = configuration_manager.preprocessor_class(verbose=False)
         data, seg, properties = preprocessor.run_case(image_files, None, plans_manager, configuration_manager,
                                                       self.dataset_json)
-        self._store_atomically(case_id, data.astype(np.float32, copy=False), seg.astype(np.int16, copy=False),
-                               properties, tuple(configuration_manager.patch_size))
+        write_case_atomically(self.output_folder, case_id, data.astype(np.float32, copy=False),
+                              seg.astype(np.int16, copy=False), properties, configuration_manager.patch_size,
+                              PARTIAL_CASE_PREFIX)
         return None
-
-    def _store_atomically(self, case_id: str, data: np.ndarray, seg: np.ndarray, properties: dict,
-                          patch_size: tuple) -> None:
-        block_data, chunk_data = comp_blosc2_params(data.shape, patch_size, data.itemsize)
-        block_seg, chunk_seg = comp_blosc2_params(seg.shape, patch_size, seg.itemsize)
-        scratch = tempfile.mkdtemp(prefix=PARTIAL_CASE_PREFIX, dir=self.output_folder)
-        try:
-            nnUNetDatasetBlosc2.save_case(data, seg, properties, join(scratch, case_id),
-                                          chunks=chunk_data, blocks=block_data,
-                                          chunks_seg=chunk_seg, blocks_seg=block_seg)
-            for suffix in CASE_FILE_SUFFIXES:  # .pkl last: it marks the case complete
-                os.replace(join(scratch, case_id + suffix), join(self.output_folder, case_id + suffix))
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -363,7 +182,7 @@ def preprocess_unlabelled(dataset_name_or_id: Union[str, int], configuration: st
     writer = _UnlabelledCaseWriter(plans, configuration, dataset_json, output_folder, expected_ndim)
     problems = _run_writer(writer, pending, num_processes, verbose)
     if problems:
-        raise UnlabelledDataError(_problem_report(
+        raise UnlabelledDataError(problem_report(
             f"Preprocessed {len(pending) - len(problems)} of {len(pending)} unlabelled cases; these failed (fix or "
             f"remove them and rerun, finished cases are skipped)", problems))
     return output_folder

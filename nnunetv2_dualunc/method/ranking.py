@@ -20,10 +20,11 @@ import torch
 from torch import Tensor
 
 from nnunetv2_dualunc.atomic_files import atomic_output
+from nnunetv2_dualunc.run_layout import ranking_settings_path
 
 RELIABLE = "reliable"
 UNRELIABLE = "unreliable"
-RANKING_COLUMNS = ("case", "score", "rank", "subset")
+SAMPLE_RANKING_COLUMNS = ("case", "score", "rank", "subset")
 
 
 def sample_uncertainty(teacher_probabilities: Tensor, earlier_snapshot_probabilities: Iterable[Tensor],
@@ -72,18 +73,13 @@ def reliable_cases(ranking: Sequence[RankedCase]) -> List[str]:
     return [r.case for r in ranking if r.subset == RELIABLE]
 
 
-def ranking_settings_path(ranking_path: str) -> str:
-    """The JSON file beside a ranking table that records what it was computed with."""
-    return os.path.splitext(ranking_path)[0] + "_settings.json"
-
-
 def write_ranking(path: str, ranking: Sequence[RankedCase], settings: Optional[dict] = None) -> None:
     """Write a tab-separated table (case, score, rank, subset) atomically: a reader never sees half a file.
     settings (snapshot epochs, normalisation, reliable fraction) go to ranking_settings_path(path), written after
     the table, so a table is only ever trusted together with the settings that made it."""
     with atomic_output(path, newline="") as f:
         writer = csv.writer(f, delimiter="\t")
-        writer.writerow(RANKING_COLUMNS)
+        writer.writerow(SAMPLE_RANKING_COLUMNS)
         for r in ranking:
             writer.writerow((r.case, repr(r.score), r.rank, r.subset))
     if settings is not None:
@@ -112,7 +108,7 @@ def reusable_ranking(path: str, score_settings: dict,
 def read_ranking(path: str) -> List[RankedCase]:
     with open(path, newline="") as f:
         reader = csv.DictReader(f, delimiter="\t")
-        if tuple(reader.fieldnames or ()) != RANKING_COLUMNS:
-            raise ValueError(f"{path} is not a ranking file (expected the columns {RANKING_COLUMNS}); delete it to "
-                             f"let the trainer recompute the ranking from the saved snapshots")
+        if tuple(reader.fieldnames or ()) != SAMPLE_RANKING_COLUMNS:
+            raise ValueError(f"{path} is not a ranking file (expected the columns {SAMPLE_RANKING_COLUMNS}); "
+                             f"delete it to let the trainer recompute the ranking from the saved snapshots")
         return [RankedCase(row["case"], float(row["score"]), int(row["rank"]), row["subset"]) for row in reader]

@@ -14,7 +14,7 @@ plans entry), fold, label set and network weights (names and shapes). A mismatch
 what differs. The weights are loaded at epoch 0 only; a resumed run (``--c``) continues from its own checkpoint.
 """
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import torch
 from nnunetv2.utilities.file_path_utilities import get_output_folder
@@ -23,7 +23,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from torch import nn
 
 from nnunetv2_dualunc.network.dual_decoder import AUX_DECODER_PREFIX
-from nnunetv2_dualunc.training.self_training import unwrapped_network
+from nnunetv2_dualunc.training.semi_supervised import unwrapped_network
 
 WARM_START_VARIABLE = "DUALUNC_WARM_START_CHECKPOINT"
 MAIN_DECODER_PREFIX = "decoder."
@@ -162,5 +162,5 @@ class WarmStartMixin:
                 f"The warm-start checkpoint {path} does not belong to this run "
                 f"({self.plans_manager.dataset_name}, plans {self.plans_manager.plans_name}, configuration "
                 f"{self.configuration_name}, fold {self.fold}):\n  " + "\n  ".join(shown) +
-                f"\nUse the checkpoint of a model trained on the same dataset, plans, configuration and fold.")
+                "\nUse the checkpoint of a model trained on the same dataset, plans, configuration and fold.")
         return checkpoint

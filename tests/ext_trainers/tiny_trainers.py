@@ -9,7 +9,8 @@ from typing import Callable
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunetv2_dualunc.data.pseudo_labels import completed_cases, pseudo_label_folder
+from nnunetv2_dualunc.data.pseudo_labels import completed_cases
+from nnunetv2_dualunc.run_layout import pseudo_label_folder
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
 from nnunetv2_dualunc.training.self_training import nnUNetTrainerSelfTraining

@@ -28,11 +28,10 @@ from torch._dynamo import OptimizedModule
 
 from nnunetv2_dualunc.atomic_files import atomic_output
 from nnunetv2_dualunc.network.dual_decoder import DualDecoderUNet
-from nnunetv2_dualunc.training.self_training import sliding_window_predictor
+from nnunetv2_dualunc.inference.predictors import sliding_window_predictor
+from nnunetv2_dualunc.run_layout import UNCERTAINTY_MAP_SUFFIX, UNCERTAINTY_RANKING_FILE
 
-MAP_SUFFIX = "_uncertainty.nii.gz"
-RANKING_FILE = "uncertainty_ranking.tsv"
-RANKING_COLUMNS = ("rank", "case", "mean_kl_foreground", "mean_kl_image", "foreground_voxels")
+UNCERTAINTY_RANKING_COLUMNS = ("rank", "case", "mean_kl_foreground", "mean_kl_image", "foreground_voxels")
 
 Fold = Union[int, str]
 
@@ -69,7 +68,7 @@ def rank_by_uncertainty(cases: Sequence[CaseUncertainty]) -> List[CaseUncertaint
 def write_uncertainty_ranking(path: str, cases: Sequence[CaseUncertainty]) -> None:
     with atomic_output(path, newline="") as f:
         writer = csv.writer(f, delimiter="\t", lineterminator="\n")
-        writer.writerow(RANKING_COLUMNS)
+        writer.writerow(UNCERTAINTY_RANKING_COLUMNS)
         for rank, c in enumerate(rank_by_uncertainty(cases), start=1):
             writer.writerow([rank, c.case, f"{c.mean_kl_foreground:.6g}", f"{c.mean_kl_image:.6g}",
                              c.foreground_voxels])
@@ -79,9 +78,9 @@ def read_uncertainty_ranking(path: str) -> List[CaseUncertainty]:
     """The cases of an uncertainty_ranking.tsv, in its order (most uncertain first)."""
     with open(path, newline="") as f:
         reader = csv.DictReader(f, delimiter="\t")
-        if tuple(reader.fieldnames or ()) != RANKING_COLUMNS:
-            raise ValueError(f"{path} is not an uncertainty ranking (expected the columns {RANKING_COLUMNS}); "
-                             f"write it with `nnunetv2_dualunc predict-uncertainty`")
+        if tuple(reader.fieldnames or ()) != UNCERTAINTY_RANKING_COLUMNS:
+            raise ValueError(f"{path} is not an uncertainty ranking (expected the columns "
+                             f"{UNCERTAINTY_RANKING_COLUMNS}); write it with `nnunetv2_dualunc predict-uncertainty`")
         return [CaseUncertainty(row["case"], float(row["mean_kl_foreground"]), float(row["mean_kl_image"]),
                                 int(row["foreground_voxels"])) for row in reader]
 
@@ -177,9 +176,9 @@ def predict_uncertainty_folder(model_folder: str, input_folder: str, output_fold
         case = os.path.basename(files[0])[: -len("_0000" + model.file_ending)]
         segmentation, kl, aux_labels, properties = model.predict_case(files)
         writer.write_seg(segmentation, os.path.join(output_folder, case + model.file_ending), properties)
-        write_float_map(kl, os.path.join(output_folder, case + MAP_SUFFIX), properties)
+        write_float_map(kl, os.path.join(output_folder, case + UNCERTAINTY_MAP_SUFFIX), properties)
         summaries.append(summarise_case(case, kl, segmentation, aux_labels))
         print(f"{case}: mean KL {summaries[-1].mean_kl_foreground:.4g} over {summaries[-1].foreground_voxels} "
               f"foreground voxels", flush=True)
-    write_uncertainty_ranking(os.path.join(output_folder, RANKING_FILE), summaries)
+    write_uncertainty_ranking(os.path.join(output_folder, UNCERTAINTY_RANKING_FILE), summaries)
     return summaries

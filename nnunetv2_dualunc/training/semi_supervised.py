@@ -1,0 +1,218 @@
+"""The semi-supervised plumbing on top of nnU-Net's trainer, for any method that trains on labelled batches plus
+batches of (pseudo-)labelled unlabelled cases: Algorithm 1 (training/self_training.py) builds on it, and so could a
+consistency method such as Mean Teacher.
+
+What it adds to nnUNetTrainer:
+- the unlabelled cases, preprocessed with the run's own plans before training starts (data/unlabelled.py), and a
+  second data loader over whichever of them a subclass puts in use (``use_unlabelled_cases``), with nnU-Net's own
+  training augmentation;
+- a train step that concatenates a labelled and an unlabelled batch in one forward pass and adds the loss hook
+  ``pseudo_label_loss`` on the unlabelled outputs to the supervised loss (Eq. 6);
+- start-up checks of the preprocessed labelled files and a checkpoint that a kill never leaves half-written.
+"""
+import os
+from typing import List, Optional
+
+import numpy as np
+import torch
+from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
+from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
+from nnunetv2.configuration import default_num_processes
+from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
+from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
+from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.dataset_name_id_conversion import convert_dataset_name_to_id
+from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
+from nnunetv2.utilities.helpers import dummy_context
+from torch import autocast, nn
+from torch._dynamo import OptimizedModule
+
+from nnunetv2_dualunc.atomic_files import write_via_temporary
+from nnunetv2_dualunc.data.checks import check_labelled_preprocessed_folder
+from nnunetv2_dualunc.data.unlabelled import load_unlabelled_identifiers, preprocess_unlabelled
+from nnunetv2_dualunc.method.losses import PseudoLabelCrossEntropyLoss
+
+
+def _as_list(output) -> list:
+    """nnU-Net returns a list of scales with deep supervision and a tensor without; treat both as a list."""
+    return list(output) if isinstance(output, (list, tuple)) else [output]
+
+
+def unwrapped_network(trainer: nnUNetTrainer) -> nn.Module:
+    """The trainer's network itself, without the DDP and torch.compile wrappers (whose state-dict keys differ)."""
+    module = trainer.network.module if trainer.is_ddp else trainer.network
+    return module._orig_mod if isinstance(module, OptimizedModule) else module
+
+
+class nnUNetTrainerSemiSupervised(nnUNetTrainer):
+    iterations_per_epoch: Optional[int] = None  # None: nnU-Net's default (250)
+    val_iterations_per_epoch: Optional[int] = None  # None: nnU-Net's default (50)
+    # unlabelled samples per iteration, relative to the labelled batch size from the plans (1.0: as many)
+    unlabelled_batch_fraction: float = 1.0
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        if self.label_manager.has_regions:
+            raise RuntimeError(
+                f"{self.__class__.__name__} does not support region-based labels (dataset.json 'regions_class_order'"
+                f", sigmoid outputs): the KL term and pseudo-labels are defined for softmax classes. Train this "
+                f"dataset with nnUNetTrainer, or convert it to mutually exclusive labels.")
+        if self.is_ddp:
+            raise RuntimeError(
+                f"{self.__class__.__name__} does not support multi-GPU training (-num_gpus > 1) yet: ranking and "
+                f"pseudo-labelling are not sharded across ranks. Train with a single GPU.")
+        if self.iterations_per_epoch is not None:
+            self.num_iterations_per_epoch = self.iterations_per_epoch
+        if self.val_iterations_per_epoch is not None:
+            self.num_val_iterations_per_epoch = self.val_iterations_per_epoch
+        self.unlabelled_preprocessed_folder: Optional[str] = None
+        self.unlabelled_cases: List[str] = []
+        self.dataloader_unlabelled = None
+
+    # ------------------------------------------------------------------------------------------ nnU-Net hooks
+    def _build_loss(self):
+        """nnU-Net's supervised loss; the unsupervised one is built here too, so that it sees the same
+        deep-supervision scales and weights."""
+        loss = super()._build_loss()
+        weights = loss.weight_factors if isinstance(loss, DeepSupervisionWrapper) else (1.0,)
+        self.unsupervised_loss = DeepSupervisionWrapper(self.pseudo_label_loss(), weights)
+        return loss
+
+    def pseudo_label_loss(self) -> nn.Module:
+        """The per-scale loss on the unlabelled cases' outputs and their targets. Default: cross entropy (Eq. 3)."""
+        return PseudoLabelCrossEntropyLoss()
+
+    def on_train_start(self):
+        # Bad or missing labelled/unlabelled data must fail before any training time is spent.
+        self.prepare_training_data()
+        super().on_train_start()
+
+    def save_checkpoint(self, filename: str) -> None:
+        """nnU-Net's checkpoint, written to a temporary file first: a kill mid-write never corrupts the last one."""
+        write_via_temporary(filename, super().save_checkpoint)
+
+    def on_train_epoch_end(self, train_outputs: List[dict]):
+        unsupervised = [o.pop("loss_unsupervised") for o in train_outputs if "loss_unsupervised" in o]
+        super().on_train_epoch_end(train_outputs)
+        if unsupervised:  # one host sync per epoch, not per iteration
+            self.print_to_log_file(f"unsupervised loss: {torch.stack(unsupervised).mean().item():.4f}")
+
+    def on_train_end(self):
+        super().on_train_end()
+        self._stop_unlabelled_loader()
+
+    def train_step(self, batch: dict) -> dict:
+        """Eq. 6: supervised loss on a labelled batch + unsupervised loss on a pseudo-labelled batch, in one
+        forward pass over both (instance norm keeps the samples independent)."""
+        data, target = self._to_device(batch)
+        n_labelled = data.shape[0]
+        pseudo_target = None
+        if self.dataloader_unlabelled is not None:  # see use_unlabelled_cases
+            data_u, pseudo_target = self._to_device(next(self.dataloader_unlabelled))
+            data = torch.cat((data, data_u))
+
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+            heads = [_as_list(h) for h in self.forward_heads(data)]
+            labelled = [[scale[:n_labelled] for scale in head] for head in heads]
+            loss = sum(self._supervised_loss(head, target) for head in labelled)
+            result = {}
+            if pseudo_target is not None:
+                unlabelled = [[scale[n_labelled:] for scale in head] for head in heads]
+                loss_u = self.unsupervised_loss(*unlabelled, pseudo_target)
+                loss = loss + loss_u
+                result["loss_unsupervised"] = loss_u.detach()
+        self._apply_gradients(loss)
+        result["loss"] = loss.detach().cpu().numpy()
+        return result
+
+    def forward_heads(self, data: torch.Tensor) -> list:
+        """The outputs that losses see: one head (the network's only decoder) by default."""
+        return [self.network(data)]
+
+    def prepare_training_data(self) -> None:
+        """Runs before nnU-Net's own start of training: checks the labelled files, preprocesses the unlabelled
+        cases (finished cases are kept). Subclasses add what must exist before the first epoch."""
+        self._check_labelled_preprocessed_data()
+        self._prepare_unlabelled_data()
+
+    def use_unlabelled_cases(self, folder: str, cases: List[str]) -> None:
+        """From now on each train step adds a batch drawn from these preprocessed cases (with their targets) in
+        folder; no cases: labelled batches only."""
+        self._stop_unlabelled_loader()
+        if cases:
+            self.dataloader_unlabelled = self._make_unlabelled_loader(folder, cases)
+
+    # ----------------------------------------------------------------------------------------- plumbing
+    def _prepare_unlabelled_data(self) -> None:
+        workers = max(1, min(default_num_processes, os.cpu_count() or 1))
+        self.unlabelled_preprocessed_folder = preprocess_unlabelled(
+            self.plans_manager.dataset_name, self.configuration_name, self.plans_manager.plans_name, workers)
+        self.unlabelled_cases = load_unlabelled_identifiers(self.unlabelled_preprocessed_folder)
+
+    def _check_labelled_preprocessed_data(self) -> None:
+        """Open every preprocessed training case's files (headers only): a damaged file would otherwise stop
+        training later, inside a data-loader worker, without naming the file."""
+        command = (f"nnUNetv2_preprocess -d {convert_dataset_name_to_id(self.plans_manager.dataset_name)} -c "
+                   f"{self.configuration_name} -plans_name {self.plans_manager.plans_name}")
+        check_labelled_preprocessed_folder(self.preprocessed_dataset_folder, command)
+
+    def _load_unlabelled_image(self, case: str) -> np.ndarray:
+        data, _, _, _ = nnUNetDatasetBlosc2(self.unlabelled_preprocessed_folder, [case]).load_case(case)
+        return np.asarray(data[:])
+
+    def _network_module(self) -> nn.Module:
+        return unwrapped_network(self)
+
+    def _to_device(self, batch: dict):
+        data = batch["data"].to(self.device, non_blocking=True)
+        target = batch["target"]
+        target = [t.to(self.device, non_blocking=True) for t in _as_list(target)]
+        return data, target
+
+    def _supervised_loss(self, head: list, target: list) -> torch.Tensor:
+        if isinstance(self.loss, DeepSupervisionWrapper):
+            return self.loss(head, target)
+        return self.loss(head[0], target[0])
+
+    def _apply_gradients(self, loss: torch.Tensor) -> None:
+        if self.grad_scaler is not None:
+            self.grad_scaler.scale(loss).backward()
+            self.grad_scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
+        if self.grad_scaler is not None:
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
+        else:
+            self.optimizer.step()
+
+    def _make_unlabelled_loader(self, folder: str, cases: List[str]):
+        """nnU-Net's loader and training augmentation over the pseudo-labelled cases: image and pseudo-label get
+        the same spatial transforms, and the pseudo-label is downsampled for deep supervision like a label."""
+        rotation, dummy_2d, initial_patch_size, mirror_axes = \
+            self.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        transforms = self.get_training_transforms(
+            self.configuration_manager.patch_size, rotation, self._get_deep_supervision_scales(), mirror_axes,
+            dummy_2d, use_mask_for_norm=self.configuration_manager.use_mask_for_norm, is_cascaded=self.is_cascaded,
+            foreground_labels=self.label_manager.foreground_labels, regions=None,
+            ignore_label=self.label_manager.ignore_label)
+        batch_size = max(1, round(self.batch_size * self.unlabelled_batch_fraction))
+        loader = nnUNetDataLoader(
+            nnUNetDatasetBlosc2(folder, list(cases)), batch_size, initial_patch_size,
+            self.configuration_manager.patch_size, self.label_manager,
+            oversample_foreground_percent=self.oversample_foreground_percent, transforms=transforms,
+            probabilistic_oversampling=self.probabilistic_oversampling)
+        n_proc = get_allowed_n_proc_DA()
+        if n_proc == 0:
+            return SingleThreadedAugmenter(loader, None)
+        return NonDetMultiThreadedAugmenter(loader, None, n_proc, max(6, n_proc // 2), None,
+                                            pin_memory=self.device.type == "cuda", wait_time=0.002)
+
+    def _stop_unlabelled_loader(self) -> None:
+        if isinstance(self.dataloader_unlabelled, NonDetMultiThreadedAugmenter):
+            self.dataloader_unlabelled._finish()
+        self.dataloader_unlabelled = None
