@@ -58,7 +58,7 @@ class FinishedRun:
         self.configuration_manager = self.plans_manager.get_configuration(debug["configuration_name"])
         self.schedule = StageSchedule(int(debug["pretrain_epochs"]), int(debug["stage1_epochs"]),
                                       int(debug["stage2_epochs"]), int(debug["num_snapshots"]),
-                                      explicit_snapshot_epochs=ast.literal_eval(debug["snapshot_epochs"]))
+                                      explicit_snapshot_epochs=ast.literal_eval(debug["explicit_snapshot_epochs"]))
         self.unlabelled_preprocessed_folder = debug["unlabelled_preprocessed_folder"]
 
     def weights(self, completed_epochs: int) -> dict:

@@ -51,6 +51,14 @@ def atomic_output(path: str, newline: str = None) -> Iterator[IO[str]]:
             os.remove(tmp)
 
 
+def atomic_torch_save(obj: Any, path: str, before_replace: Optional[Callable[[str], None]] = None) -> None:
+    """torch.save through a temporary file (weights, checkpoints). before_replace(temporary_file) runs once the
+    temporary file is complete."""
+    import torch  # only the writers of weights need it
+
+    write_via_temporary(path, lambda tmp: torch.save(obj, tmp), before_replace)
+
+
 def atomic_write_json(obj: Any, path: str, indent: int = 2) -> None:
     with atomic_output(path) as f:
         json.dump(obj, f, indent=indent)

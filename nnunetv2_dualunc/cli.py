@@ -19,6 +19,7 @@ import sys
 from typing import List, Optional
 
 from nnunetv2_dualunc.nnunet_commands import trainer_folder
+from nnunetv2_dualunc.nnunet_folders import how_to_set, missing_folder_variables
 
 
 def ext_trainer_hint() -> Optional[str]:
@@ -50,13 +51,11 @@ COMMANDS_WITH_EXT_TRAINER_HINT = ("build-ssl-dataset", "plan-and-preprocess", "p
 
 def missing_nnunet_folders_message(command: str) -> Optional[str]:
     """What to export when nnU-Net folder variables that the command needs are unset, else None."""
-    missing = [name for name in NNUNET_FOLDERS_NEEDED.get(command, ()) if not os.environ.get(name)]
+    missing = missing_folder_variables(NNUNET_FOLDERS_NEEDED.get(command, ()))
     if not missing:
         return None
     return (f"`nnunetv2_dualunc {command}` needs nnU-Net's environment variable(s) {', '.join(missing)}, not set "
-            f"in this shell. Fix: set them to the folders nnU-Net uses (see nnU-Net's "
-            f"documentation/setting_up_paths.md), e.g.\n" + "\n".join(f"    export {name}=/path/to/{name}"
-                                                                       for name in missing))
+            f"in this shell. Fix: {how_to_set(missing)}")
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:

@@ -37,7 +37,7 @@ def trainer_folder() -> str:
         return os.path.dirname(os.path.abspath(nnunetv2_dualunc_trainers.__file__))
     except ImportError:
         checkout = os.path.join(_PACKAGE_PARENT, "trainers")
-        if os.path.isfile(os.path.join(checkout, "demo_trainers.py")):
+        if os.path.isfile(os.path.join(checkout, "dualunc_trainers.py")):
             return checkout
     raise RuntimeError("Cannot locate the trainer folder for nnUNet_extTrainer: install this plugin with "
                        "'pip install -e .' (it provides the package nnunetv2_dualunc_trainers).")

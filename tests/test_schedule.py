@@ -21,13 +21,13 @@ def test_plain_self_training_has_no_stage1_and_no_ranking():
     assert [s.phase_at(e) for e in range(7)] == [Phase.PRETRAIN] * 3 + [Phase.STAGE2] * 4
     # stage 2 pseudo-labels then come from the teacher
     assert s.student_epoch == s.teacher_epoch == 3
-    assert s.weight_epochs == (3,)
+    assert s.saved_weight_epochs == (3,)
 
 
 def test_default_snapshots_spread_over_second_half_and_end_with_teacher():
     s = StageSchedule(200, 200, 200, num_snapshots=5)
     assert s.snapshot_epochs == (120, 140, 160, 180, 200)
-    assert s.weight_epochs == (120, 140, 160, 180, 200, 400)
+    assert s.saved_weight_epochs == (120, 140, 160, 180, 200, 400)
 
 
 def test_short_pretraining_falls_back_to_last_k_epochs():

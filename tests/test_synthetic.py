@@ -212,17 +212,22 @@ def test_demo_environment_points_nnunet_at_the_demo_folders_and_trainers(tmp_pat
     assert env["nnUNet_compile"] == "false"
     folders = env["nnUNet_extTrainer"].split(os.pathsep)
     assert folders == [trainer_folder(), "/somewhere/else"]
-    assert os.path.isfile(os.path.join(folders[0], "demo_trainers.py"))
+    assert os.path.isfile(os.path.join(folders[0], "dualunc_trainers.py"))
 
 
-def test_thin_trainer_module_re_exports_the_demo_trainer():
+def test_nnunet_finds_every_plugin_trainer_in_the_trainer_folder():
+    """nnU-Net's own lookup, in the folder nnUNet_extTrainer gets, returns the library's class for every name."""
+    from nnunetv2.utilities.find_class_by_name import recursive_find_python_class
+
     from nnunetv2_dualunc.training import demo_trainers
-    thin_file = os.path.join(trainer_folder(), "demo_trainers.py")
-    spec = importlib.util.spec_from_file_location("thin_demo_trainers", thin_file)
+    thin_file = os.path.join(trainer_folder(), "dualunc_trainers.py")
+    spec = importlib.util.spec_from_file_location("thin_trainers", thin_file)
     thin = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(thin)
     assert thin.nnUNetTrainer_demo is demo_trainers.nnUNetTrainer_demo
-    assert demo_trainers.DEMO_EPOCHS * demo_trainers.DEMO_ITERATIONS_PER_EPOCH > 0
+    for name in thin.__all__:
+        found = recursive_find_python_class(trainer_folder(), name, current_module=None)
+        assert found is not None and found.__name__ == name and found.__module__.startswith("nnunetv2_dualunc.")
 
 
 def test_demo_methods_take_the_same_number_of_gradient_steps():

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from nnunetv2_dualunc.training.budget_variants import budget_variant
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
 from nnunetv2_dualunc.training.dualunc_light_aux import nnUNetTrainerDualUncLightAux
 from nnunetv2_dualunc.training.dualunc_pseudo_dice import nnUNetTrainerDualUncWarmStartPseudoDice
@@ -81,34 +82,12 @@ class _Seeded:
         self.print_to_log_file(f"benchmark seed {seed} (${SEED_VARIABLE})")
 
 
-def _supervised(profile: str) -> Type[nnUNetTrainer]:
-    epochs, _, iterations, val_iterations = PROFILES[profile]
-
-    class Supervised(_Seeded, nnUNetTrainer):
-        def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                     device: torch.device = torch.device("cuda")):
-            super().__init__(plans, configuration, fold, dataset_json, device)
-            self.num_epochs = epochs
-            self.num_iterations_per_epoch = iterations
-            self.num_val_iterations_per_epoch = val_iterations
-
-    return Supervised
+def _seeded(base: Type[nnUNetTrainer]) -> Type[nnUNetTrainer]:
+    return type(f"Seeded{base.__name__}", (_Seeded, base), {"__module__": __name__})
 
 
-def _semi_supervised(base: Type[nnUNetTrainerSelfTraining], profile: str) -> Type[nnUNetTrainerSelfTraining]:
-    epochs, (pretrain, stage1, stage2), iterations, val_iterations = PROFILES[profile]
-    if base is nnUNetTrainerSelfTraining:  # plain self-training has no ranking, hence no stage 1
-        stage1, stage2 = 0, stage1 + stage2
-    assert pretrain + stage1 + stage2 == epochs
-
-    class SemiSupervised(_Seeded, base):
-        pretrain_epochs, stage1_epochs, stage2_epochs = pretrain, stage1, stage2
-        num_snapshots = min(base.num_snapshots, pretrain)  # K <= one snapshot per pre-training epoch
-        iterations_per_epoch = iterations
-        val_iterations_per_epoch = val_iterations
-        warm_start_trainer = _teacher_trainer(profile)
-
-    return SemiSupervised
+def _num_snapshots(base: Type[nnUNetTrainerSelfTraining], pretrain_epochs: int) -> int:
+    return min(base.num_snapshots, pretrain_epochs)  # K <= one snapshot per pre-training epoch
 
 
 def _teacher_trainer(profile: str) -> str:
@@ -116,22 +95,35 @@ def _teacher_trainer(profile: str) -> str:
     return trainer_name("supervised", TEACHER_PROFILES[profile]) if profile in TEACHER_PROFILES else "nnUNetTrainer"
 
 
-def _supervised_continued(profile: str) -> Type[nnUNetTrainer]:
+class _PhaseScheduledContinuation(WarmStartMixin, nnUNetTrainer):
     """The control of the warm-start protocol: nnUNetTrainer from the same checkpoint, with the semi-supervised
-    trainers' learning-rate schedule (one poly decay per phase) and no unlabelled data. So a warm-start comparison
-    differs only in what the semi-supervised trainer adds: the unlabelled data (and the auxiliary decoder)."""
-    epochs, split, iterations, val_iterations = PROFILES[profile]
-    schedule = StageSchedule(*split, num_snapshots=min(nnUNetTrainerDualUncWarmStart.num_snapshots, split[0]))
-    assert schedule.total_epochs == epochs
+    trainers' learning-rate schedule (one poly decay per phase, lr_schedule) and no unlabelled data. So a warm-start
+    comparison differs only in what the semi-supervised trainer adds: the unlabelled data (and the auxiliary
+    decoder)."""
+    lr_schedule: StageSchedule
 
-    class SupervisedContinued(WarmStartMixin, _supervised(profile)):
-        warm_start_trainer = _teacher_trainer(profile)
+    def configure_optimizers(self):
+        optimizer, _ = super().configure_optimizers()
+        return optimizer, PhasePolyLRScheduler(optimizer, self.initial_lr, self.lr_schedule)
 
-        def configure_optimizers(self):
-            optimizer, _ = super().configure_optimizers()
-            return optimizer, PhasePolyLRScheduler(optimizer, self.initial_lr, schedule)
 
-    return SupervisedContinued
+def _variant(method: str, profile: str) -> type:
+    """The trainer of one method at one profile's budget (benchmark seed first), named trainer_name(...)."""
+    epochs, (pretrain, stage1, stage2), iterations, val_iterations = PROFILES[profile]
+    name, base = trainer_name(method, profile), METHODS[method]
+    if method == "supervised":
+        return budget_variant(_seeded(nnUNetTrainer), name, epochs, iterations, val_iterations, module=__name__)
+    if method == "supervised_continued":
+        schedule = StageSchedule(pretrain, stage1, stage2, _num_snapshots(nnUNetTrainerDualUncWarmStart, pretrain))
+        assert schedule.total_epochs == epochs
+        return budget_variant(_seeded(_PhaseScheduledContinuation), name, epochs, iterations, val_iterations,
+                              module=__name__, lr_schedule=schedule, warm_start_trainer=_teacher_trainer(profile))
+    if base is nnUNetTrainerSelfTraining:  # plain self-training has no ranking, hence no stage 1
+        stage1, stage2 = 0, stage1 + stage2
+    assert pretrain + stage1 + stage2 == epochs
+    return budget_variant(_seeded(base), name, (pretrain, stage1, stage2), iterations, val_iterations,
+                          module=__name__, num_snapshots=_num_snapshots(base, pretrain),
+                          warm_start_trainer=_teacher_trainer(profile))
 
 
 class nnUNetTrainerDualUncFgRank(nnUNetTrainerDualUnc):
@@ -228,10 +220,6 @@ def trainer_name(method: str, profile: str) -> str:
 
 # nnU-Net looks trainers up by name among this module's attributes
 for _profile in PROFILES:
-    for _method, _base in METHODS.items():
-        if _method == "supervised_continued":
-            _cls = _supervised_continued(_profile)
-        else:
-            _cls = _supervised(_profile) if _base is None else _semi_supervised(_base, _profile)
-        _cls.__name__ = _cls.__qualname__ = trainer_name(_method, _profile)
+    for _method in METHODS:
+        _cls = _variant(_method, _profile)
         globals()[_cls.__name__] = _cls

@@ -31,6 +31,7 @@ from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
 from nnunetv2_dualunc.atomic_files import atomic_write_json
 from nnunetv2_dualunc.data.unlabelled_raw import NUM_UNLABELLED_KEY, UNLABELLED_IMAGES_FOLDER
+from nnunetv2_dualunc.nnunet_folders import nnunet_folder
 
 SSL_SPLIT_FILE = "ssl_split.json"
 SPLITS_FILE = "splits_final.json"
@@ -262,14 +263,6 @@ def write_ssl_splits_from_raw(raw_dataset_folder: str, preprocessed_dataset_fold
 # ----------------------------------------------------------------------------------------------------------------
 # command line
 # ----------------------------------------------------------------------------------------------------------------
-def _environment_folder(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        raise SSLDatasetError(f"Environment variable {name} is not set. Fix: export {name}=/path/to/folder as for "
-                              f"nnU-Net itself, or pass the folder explicitly.")
-    return value
-
-
 def _add_list_arguments(parser: argparse.ArgumentParser, name: str, required: bool, rest_of: bool) -> None:
     group = parser.add_mutually_exclusive_group(required=required)
     group.add_argument(f"--{name}", nargs="+", metavar="ID", help=f"{name} case ids or groups")
@@ -312,7 +305,7 @@ def build_ssl_dataset_entry(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace the target dataset if it exists")
     args = parser.parse_args(argv)
     try:
-        raw_root = args.raw_root or _environment_folder("nnUNet_raw")
+        raw_root = args.raw_root or nnunet_folder("nnUNet_raw", SSLDatasetError)
         labelled, validation = _entries(args, "labelled"), _entries(args, "validation")
         unlabelled = _entries(args, "unlabelled")
         if unlabelled is None:  # --unlabelled-rest-of
@@ -349,8 +342,8 @@ def write_ssl_splits_entry(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("-d", dest="dataset", required=True, help="dataset name or id")
     args = parser.parse_args(argv)
     try:
-        raw_root = _environment_folder("nnUNet_raw")
-        preprocessed_root = _environment_folder("nnUNet_preprocessed")
+        raw_root = nnunet_folder("nnUNet_raw", SSLDatasetError)
+        preprocessed_root = nnunet_folder("nnUNet_preprocessed", SSLDatasetError)
         from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
         try:
             name = maybe_convert_to_dataset_name(args.dataset)

@@ -22,6 +22,7 @@ from nnunetv2.utilities.find_class_by_name import recursive_find_python_class
 
 from nnunetv2_dualunc.data.unlabelled import preprocess_unlabelled
 from nnunetv2_dualunc.data.unlabelled_raw import UNLABELLED_IMAGES_FOLDER, UnlabelledDataError, find_unlabelled_cases
+from nnunetv2_dualunc.nnunet_folders import nnunet_folder
 
 #: key added to the plans: how many cases the planner counted, so the plans say how they were made
 PLANS_RECORD_KEY = "dualunc_planning"
@@ -61,13 +62,9 @@ def find_planner_class(name: str) -> Type[ExperimentPlanner]:
 
 def count_unlabelled_cases(dataset_id: int) -> int:
     """Number of cases in the raw dataset's imagesUnlabeled/ (its naming checked as the trainer checks it)."""
-    from nnunetv2.paths import nnUNet_raw
     from nnunetv2.utilities.dataset_name_id_conversion import convert_id_to_dataset_name
 
-    if not os.environ.get("nnUNet_raw"):  # nnunetv2.paths holds a placeholder object when it is unset
-        raise UnlabelledDataError("nnUNet_raw is not set. Fix: export nnUNet_raw=/path/to/nnUNet_raw (see nnU-Net's "
-                                  "documentation/set_environment_variables.md).")
-    raw_folder = join(nnUNet_raw, convert_id_to_dataset_name(dataset_id))
+    raw_folder = join(nnunet_folder("nnUNet_raw", UnlabelledDataError), convert_id_to_dataset_name(dataset_id))
     return len(find_unlabelled_cases(raw_folder, load_json(join(raw_folder, "dataset.json"))))
 
 

@@ -16,7 +16,6 @@ import numpy as np
 from batchgenerators.utilities.file_and_folder_operations import load_json
 from tqdm import tqdm
 
-import nnunetv2.paths
 from nnunetv2.configuration import default_num_processes
 from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
@@ -25,6 +24,7 @@ from nnunetv2_dualunc.data.case_files import CASE_FILE_SUFFIXES, write_case_atom
 from nnunetv2_dualunc.data.checks import describe_problems, unreadable_cases
 from nnunetv2_dualunc.data.unlabelled_raw import (UNLABELLED_IMAGES_FOLDER, UnlabelledDataError, find_unlabelled_cases,
                                                   labelled_spatial_ndim, problem_report, problem_with_case_images)
+from nnunetv2_dualunc.nnunet_folders import nnunet_folder
 
 UNLABELLED_FOLDER_SUFFIX = "_unlabelled"
 # Prefix of the per-case scratch folders inside the output folder. Hidden, so neither nnU-Net's
@@ -118,17 +118,6 @@ class _UnlabelledCaseWriter:
 # ----------------------------------------------------------------------------------------------------------------
 # preprocessing entry points
 # ----------------------------------------------------------------------------------------------------------------
-def _nnunet_folder(name: str) -> str:
-    """Value of nnunetv2.paths.<name>: an object with is_set()/get() in nnU-Net >= 2.8, a str or None before."""
-    value = getattr(nnunetv2.paths, name)
-    if hasattr(value, "is_set"):
-        value = value.get() if value.is_set() else None
-    if not value:
-        raise UnlabelledDataError(f"Environment variable {name} is not set. Fix: export {name}=/path/to/folder as "
-                                  f"for nnU-Net itself (see nnU-Net's documentation/setting_up_paths.md).")
-    return str(value)
-
-
 def _resolve_dataset_name(dataset_name_or_id: Union[str, int]) -> str:
     try:
         return maybe_convert_to_dataset_name(dataset_name_or_id)
@@ -143,8 +132,8 @@ def preprocess_unlabelled(dataset_name_or_id: Union[str, int], configuration: st
     """Preprocess every unlabelled case of a dataset with an existing plans file + configuration, exactly as nnU-Net
     preprocesses its own cases, into unlabelled_preprocessed_folder(...). Complete cases are skipped, so an
     interrupted run resumes. Returns the output folder."""
-    raw_base = _nnunet_folder("nnUNet_raw")
-    preprocessed_base = _nnunet_folder("nnUNet_preprocessed")
+    raw_base = nnunet_folder("nnUNet_raw", UnlabelledDataError)
+    preprocessed_base = nnunet_folder("nnUNet_preprocessed", UnlabelledDataError)
     dataset_name = _resolve_dataset_name(dataset_name_or_id)
     raw_dataset_folder = join(raw_base, dataset_name)
     preprocessed_dataset_folder = join(preprocessed_base, dataset_name)

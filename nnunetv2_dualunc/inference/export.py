@@ -14,6 +14,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
+from nnunetv2_dualunc.atomic_files import atomic_torch_save
 from nnunetv2_dualunc.network.dual_decoder import strip_auxiliary_decoder
 
 PLAIN_TRAINER_NAME = 'nnUNetTrainer'
@@ -149,7 +150,6 @@ def export_plain_model(trained_model_folder: str,
     for fold, checkpoint in exported.items():
         fold_folder = join(target, f'fold_{fold}')
         maybe_mkdir_p(fold_folder)
-        partial_file = join(fold_folder, checkpoint_name + '.partial')
-        torch.save(checkpoint, partial_file)  # never leave a half-written checkpoint for the predictor to find
-        os.replace(partial_file, join(fold_folder, checkpoint_name))
+        # never leave a half-written checkpoint for the predictor to find
+        atomic_torch_save(checkpoint, join(fold_folder, checkpoint_name))
     return target

@@ -13,7 +13,6 @@ Everything goes through nnU-Net's public pieces: the configuration's preprocesso
 (fold ensembling, Gaussian weighting, test-time mirroring) and its export to the original geometry. The predictor
 runs twice per image, once per decoder (``DualDecoderUNet.inference_output``), so a map costs about two predictions.
 """
-import csv
 import math
 import os
 from dataclasses import dataclass
@@ -26,10 +25,10 @@ from nnunetv2.inference.export_prediction import convert_predicted_logits_to_seg
 from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
 from torch._dynamo import OptimizedModule
 
-from nnunetv2_dualunc.atomic_files import atomic_output
-from nnunetv2_dualunc.network.dual_decoder import DualDecoderUNet
 from nnunetv2_dualunc.inference.predictors import sliding_window_predictor
+from nnunetv2_dualunc.network.dual_decoder import DualDecoderUNet
 from nnunetv2_dualunc.run_layout import UNCERTAINTY_MAP_SUFFIX, UNCERTAINTY_RANKING_FILE
+from nnunetv2_dualunc.tables import read_tsv, write_tsv
 
 UNCERTAINTY_RANKING_COLUMNS = ("rank", "case", "mean_kl_foreground", "mean_kl_image", "foreground_voxels")
 
@@ -66,23 +65,17 @@ def rank_by_uncertainty(cases: Sequence[CaseUncertainty]) -> List[CaseUncertaint
 
 
 def write_uncertainty_ranking(path: str, cases: Sequence[CaseUncertainty]) -> None:
-    with atomic_output(path, newline="") as f:
-        writer = csv.writer(f, delimiter="\t", lineterminator="\n")
-        writer.writerow(UNCERTAINTY_RANKING_COLUMNS)
-        for rank, c in enumerate(rank_by_uncertainty(cases), start=1):
-            writer.writerow([rank, c.case, f"{c.mean_kl_foreground:.6g}", f"{c.mean_kl_image:.6g}",
-                             c.foreground_voxels])
+    write_tsv(path, UNCERTAINTY_RANKING_COLUMNS,
+              ([rank, c.case, f"{c.mean_kl_foreground:.6g}", f"{c.mean_kl_image:.6g}", c.foreground_voxels]
+               for rank, c in enumerate(rank_by_uncertainty(cases), start=1)), lineterminator="\n")
 
 
 def read_uncertainty_ranking(path: str) -> List[CaseUncertainty]:
     """The cases of an uncertainty_ranking.tsv, in its order (most uncertain first)."""
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f, delimiter="\t")
-        if tuple(reader.fieldnames or ()) != UNCERTAINTY_RANKING_COLUMNS:
-            raise ValueError(f"{path} is not an uncertainty ranking (expected the columns "
-                             f"{UNCERTAINTY_RANKING_COLUMNS}); write it with `nnunetv2_dualunc predict-uncertainty`")
-        return [CaseUncertainty(row["case"], float(row["mean_kl_foreground"]), float(row["mean_kl_image"]),
-                                int(row["foreground_voxels"])) for row in reader]
+    rows = read_tsv(path, UNCERTAINTY_RANKING_COLUMNS, "an uncertainty ranking",
+                    "write it with `nnunetv2_dualunc predict-uncertainty`")
+    return [CaseUncertainty(row["case"], float(row["mean_kl_foreground"]), float(row["mean_kl_image"]),
+                            int(row["foreground_voxels"])) for row in rows]
 
 
 def write_float_map(values: np.ndarray, path: str, properties: dict) -> None:

@@ -2,14 +2,14 @@
 
 Eq. 1 compares each earlier snapshot's softmax prediction with the last snapshot's (the teacher):
     u(x) = 1/(K-1) * sum_{i<K} mean[(F_i(x) - F_K(x))^2]
-where the mean runs over classes and voxels. Cases are sorted by u ascending and the first half is "reliable".
+where the mean runs over classes and voxels. Cases are sorted by u ascending and the first reliable_fraction of them
+is "reliable" (the paper: the first half).
 
 Option (not the paper's): ``per_foreground_voxel`` divides u by the fraction of voxels the teacher labels as
 foreground. Why: the snapshots disagree mostly on and around the structures, so the image-wide mean grows with the
 structures' size, while small structures are the ones labelled worst; on ACDC (7 labelled, CPU profile) this size
 effect hid the ranking's signal (docs/BENCHMARKS.md, ranking quality).
 """
-import csv
 import json
 import math
 import os
@@ -21,6 +21,7 @@ from torch import Tensor
 
 from nnunetv2_dualunc.atomic_files import atomic_output
 from nnunetv2_dualunc.run_layout import ranking_settings_path
+from nnunetv2_dualunc.tables import read_tsv, write_tsv
 
 RELIABLE = "reliable"
 UNRELIABLE = "unreliable"
@@ -77,11 +78,7 @@ def write_ranking(path: str, ranking: Sequence[RankedCase], settings: Optional[d
     """Write a tab-separated table (case, score, rank, subset) atomically: a reader never sees half a file.
     settings (snapshot epochs, normalisation, reliable fraction) go to ranking_settings_path(path), written after
     the table, so a table is only ever trusted together with the settings that made it."""
-    with atomic_output(path, newline="") as f:
-        writer = csv.writer(f, delimiter="\t")
-        writer.writerow(SAMPLE_RANKING_COLUMNS)
-        for r in ranking:
-            writer.writerow((r.case, repr(r.score), r.rank, r.subset))
+    write_tsv(path, SAMPLE_RANKING_COLUMNS, ((r.case, repr(r.score), r.rank, r.subset) for r in ranking))
     if settings is not None:
         with atomic_output(ranking_settings_path(path)) as f:
             json.dump(settings, f, indent=1, sort_keys=True)
@@ -106,9 +103,6 @@ def reusable_ranking(path: str, score_settings: dict,
 
 
 def read_ranking(path: str) -> List[RankedCase]:
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f, delimiter="\t")
-        if tuple(reader.fieldnames or ()) != SAMPLE_RANKING_COLUMNS:
-            raise ValueError(f"{path} is not a ranking file (expected the columns {SAMPLE_RANKING_COLUMNS}); "
-                             f"delete it to let the trainer recompute the ranking from the saved snapshots")
-        return [RankedCase(row["case"], float(row["score"]), int(row["rank"]), row["subset"]) for row in reader]
+    rows = read_tsv(path, SAMPLE_RANKING_COLUMNS, "a ranking file",
+                    "delete it to let the trainer recompute the ranking from the saved snapshots")
+    return [RankedCase(row["case"], float(row["score"]), int(row["rank"]), row["subset"]) for row in rows]

@@ -108,7 +108,7 @@ class StageSchedule:
         return self.pretrain_epochs + self.stage1_epochs
 
     @property
-    def weight_epochs(self) -> Tuple[int, ...]:
+    def saved_weight_epochs(self) -> Tuple[int, ...]:
         """Every completed-epoch count whose weights must be kept on disk for ranking and pseudo-labelling."""
         keep = {self.teacher_epoch, self.student_epoch}
         if self.uses_ranking:

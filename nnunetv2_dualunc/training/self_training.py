@@ -20,7 +20,7 @@ that is killed and resumed computes exactly what an uninterrupted run computes.
 """
 import os
 import shutil
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from tqdm import tqdm
 
-from nnunetv2_dualunc.atomic_files import write_via_temporary
+from nnunetv2_dualunc.atomic_files import atomic_torch_save
 from nnunetv2_dualunc.data.pseudo_labels import (check_manifest, pseudo_label_from_probabilities, reset_folder,
                                                  write_manifest, write_pseudo_labelled_case)
 from nnunetv2_dualunc.inference.predictors import SnapshotPredictor
@@ -39,12 +39,6 @@ from nnunetv2_dualunc.run_layout import pseudo_label_folder, sample_ranking_path
 from nnunetv2_dualunc.training.semi_supervised import nnUNetTrainerSemiSupervised
 
 
-def atomic_torch_save(obj, path: str, before_replace: Optional[Callable[[str], None]] = None) -> None:
-    """torch.save to a temporary file that is then renamed over path: a reader sees the old file or the new one,
-    never half of one. before_replace(temporary_file) runs once the temporary file is complete."""
-    write_via_temporary(path, lambda tmp: torch.save(obj, tmp), before_replace)
-
-
 class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
     # --- budget (epochs of nnU-Net's 250 iterations); the paper trains 200 epochs per phase -------------------
     pretrain_epochs: int = 200
@@ -52,7 +46,7 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
     stage2_epochs: int = 400
     # --- ranking ---------------------------------------------------------------------------------------------
     num_snapshots: int = 5  # K; spread over the second half of pre-training, the last one is the teacher
-    snapshot_epochs: Optional[tuple] = None  # explicit completed-epoch counts instead of the even spread
+    explicit_snapshot_epochs: Optional[tuple] = None  # completed-epoch counts of the snapshots; None: even spread
     reliable_fraction: float = 0.5
     # Eq. 1 per voxel the teacher labels foreground instead of per image voxel (not the paper's; see method/ranking)
     uncertainty_per_foreground_voxel: bool = False
@@ -64,7 +58,7 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.stage_schedule = StageSchedule(
             self.pretrain_epochs, self.stage1_epochs, self.stage2_epochs, self.num_snapshots,
-            explicit_snapshot_epochs=self.snapshot_epochs)
+            explicit_snapshot_epochs=self.explicit_snapshot_epochs)
         self.num_epochs = self.stage_schedule.total_epochs
         if not 0.0 < self.reliable_fraction <= 1.0:  # else rank_cases would refuse it only after pre-training
             raise ScheduleError(f"{self.__class__.__name__}.reliable_fraction = {self.reliable_fraction}: it must be "
@@ -108,7 +102,7 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
         # Weights for ranking/pseudo-labelling are written before nnU-Net's checkpoint of the same epoch, so a
         # checkpoint on disk always implies the snapshots up to its epoch exist.
         completed = self.current_epoch + 1
-        if completed in self.stage_schedule.weight_epochs:
+        if completed in self.stage_schedule.saved_weight_epochs:
             self._save_weights(completed)
         super().on_epoch_end()
 

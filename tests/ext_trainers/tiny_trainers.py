@@ -6,27 +6,20 @@ import os
 import signal
 from typing import Callable
 
-import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunetv2_dualunc.data.pseudo_labels import completed_cases
 from nnunetv2_dualunc.run_layout import pseudo_label_folder
+from nnunetv2_dualunc.training.budget_variants import budget_variant
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
 from nnunetv2_dualunc.training.self_training import nnUNetTrainerSelfTraining
 
 
-class nnUNetTrainerDualUnc_test(nnUNetTrainerDualUnc):
-    pretrain_epochs, stage1_epochs, stage2_epochs = 2, 1, 1
-    num_snapshots = 2
-    iterations_per_epoch = 2
-    val_iterations_per_epoch = 1
-
-
-class nnUNetTrainerSelfTraining_test(nnUNetTrainerSelfTraining):
-    pretrain_epochs, stage1_epochs, stage2_epochs = 1, 0, 1
-    iterations_per_epoch = 2
-    val_iterations_per_epoch = 1
+nnUNetTrainerDualUnc_test = budget_variant(nnUNetTrainerDualUnc, "nnUNetTrainerDualUnc_test", (2, 1, 1), 2, 1,
+                                           num_snapshots=2)
+nnUNetTrainerSelfTraining_test = budget_variant(nnUNetTrainerSelfTraining, "nnUNetTrainerSelfTraining_test",
+                                                (1, 0, 1), 2, 1)
 
 
 class nnUNetTrainerDualUnc_kill(nnUNetTrainerDualUnc_test):
@@ -70,18 +63,8 @@ class nnUNetTrainerDualUnc_kill(nnUNetTrainerDualUnc_test):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-class nnUNetTrainer_test(nnUNetTrainer):
-    """Stock supervised nnU-Net with a tiny budget: the existing model that warm-start tests continue from."""
-
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs, self.num_iterations_per_epoch, self.num_val_iterations_per_epoch = 2, 2, 1
-
-
-class nnUNetTrainerDualUncWarmStart_test(nnUNetTrainerDualUncWarmStart):
-    warm_start_trainer = "nnUNetTrainer_test"
-    pretrain_epochs, stage1_epochs, stage2_epochs = 2, 1, 1
-    num_snapshots = 2
-    iterations_per_epoch = 2
-    val_iterations_per_epoch = 1
+#: stock supervised nnU-Net with a tiny budget: the existing model that warm-start tests continue from
+nnUNetTrainer_test = budget_variant(nnUNetTrainer, "nnUNetTrainer_test", 2, 2, 1)
+nnUNetTrainerDualUncWarmStart_test = budget_variant(nnUNetTrainerDualUncWarmStart, "nnUNetTrainerDualUncWarmStart_test",
+                                                    (2, 1, 1), 2, 1, num_snapshots=2,
+                                                    warm_start_trainer="nnUNetTrainer_test")

@@ -1,1 +1,0 @@
-from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc  # noqa: F401

@@ -1,1 +1,0 @@
-from nnunetv2_dualunc.training.dualunc_light_aux import nnUNetTrainerDualUncLightAux  # noqa: F401

@@ -1,1 +1,0 @@
-from nnunetv2_dualunc.training.self_training import nnUNetTrainerSelfTraining  # noqa: F401

@@ -1,1 +1,0 @@
-from nnunetv2_dualunc.training.sample_sorting import nnUNetTrainerSelfTrainingSS  # noqa: F401
