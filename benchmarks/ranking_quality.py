@@ -56,9 +56,11 @@ class FinishedRun:
         self.dataset_json = load_json(os.path.join(model_folder, "dataset.json"))
         self.plans_manager = PlansManager(os.path.join(model_folder, "plans.json"))
         self.configuration_manager = self.plans_manager.get_configuration(debug["configuration_name"])
+        # the trainer attribute's name before 2026-12-01 was snapshot_epochs
+        explicit = debug.get("explicit_snapshot_epochs", debug.get("snapshot_epochs"))
         self.schedule = StageSchedule(int(debug["pretrain_epochs"]), int(debug["stage1_epochs"]),
                                       int(debug["stage2_epochs"]), int(debug["num_snapshots"]),
-                                      explicit_snapshot_epochs=ast.literal_eval(debug["explicit_snapshot_epochs"]))
+                                      explicit_snapshot_epochs=ast.literal_eval(explicit))
         self.unlabelled_preprocessed_folder = debug["unlabelled_preprocessed_folder"]
 
     def weights(self, completed_epochs: int) -> dict:
