@@ -1,4 +1,4 @@
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name="nnunetv2-dualunc",
@@ -7,16 +7,9 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=[
-        "nnunetv2_dualunc",
-        "nnunetv2_dualunc.method",
-        "nnunetv2_dualunc.network",
-        "nnunetv2_dualunc.data",
-        "nnunetv2_dualunc.training",
-        "nnunetv2_dualunc.evaluation",
-        # The folder nnU-Net scans through nnUNet_extTrainer: thin re-export modules only.
-        "nnunetv2_dualunc_trainers",
-    ],
+    # every subpackage of the library (a hand-kept list once missed nnunetv2_dualunc.inference in non-editable
+    # installs) + the folder nnU-Net scans through nnUNet_extTrainer: thin re-export modules only
+    packages=find_packages(include=["nnunetv2_dualunc", "nnunetv2_dualunc.*"]) + ["nnunetv2_dualunc_trainers"],
     package_dir={"nnunetv2_dualunc_trainers": "trainers"},
     install_requires=[
         "nnunetv2>=2.6,<2.9",
