@@ -70,3 +70,25 @@ def test_learning_rate_restarts_each_phase():
     assert lrs[5] == pytest.approx(0.01 * (1 - 1 / 2) ** 0.9)
     assert lrs[3] < lrs[2] < lrs[1] < lrs[0]
     assert scheduler.get_last_lr() == [lrs[-1]]
+
+
+def test_a_trainer_with_the_old_snapshot_attribute_name_is_refused(planned_workspace, monkeypatch):
+    """`snapshot_epochs` was renamed `explicit_snapshot_epochs`: a subclass still setting it would silently get the
+    default spread of snapshots."""
+    import json
+    import os
+
+    from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
+
+    for key in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(key, planned_workspace.env[key])
+    folder = os.path.join(planned_workspace.env["nnUNet_preprocessed"], planned_workspace.dataset)
+    dataset_json = json.load(open(os.path.join(folder, "dataset.json")))
+
+    def plans():  # nnU-Net's run_training adds continue_training, and the trainer pops it
+        return dict(json.load(open(os.path.join(folder, "nnUNetPlans.json"))), continue_training=False)
+
+    old_style = type("nnUNetTrainerDualUncOldStyle", (nnUNetTrainerDualUnc,), {"snapshot_epochs": (150, 200)})
+    with pytest.raises(ScheduleError, match="explicit_snapshot_epochs"):
+        old_style(plans(), "2d", 0, dataset_json, torch.device("cpu"))
+    assert nnUNetTrainerDualUnc(plans(), "2d", 0, dataset_json, torch.device("cpu")).stage_schedule.snapshot_epochs

@@ -231,12 +231,26 @@ def test_nnunet_finds_every_plugin_trainer_in_the_trainer_folder():
 
 
 def test_demo_methods_take_the_same_number_of_gradient_steps():
-    from nnunetv2_dualunc.training.demo_trainers import (DEMO_EPOCHS, DEMO_ITERATIONS_PER_EPOCH,
-                                                         nnUNetTrainerDualUnc_demo)
+    from nnunetv2_dualunc.training.demo_trainers import (DEMO_EPOCHS, DEMO_ITERATIONS_PER_EPOCH, WARM_PHASES,
+                                                         nnUNetTrainer_demo, nnUNetTrainerContinued_demo,
+                                                         nnUNetTrainerDualUnc_demo, nnUNetTrainerDualUncWarmStart_demo)
 
     dualunc = nnUNetTrainerDualUnc_demo
     assert dualunc.pretrain_epochs + dualunc.stage1_epochs + dualunc.stage2_epochs == DEMO_EPOCHS
     assert dualunc.iterations_per_epoch == DEMO_ITERATIONS_PER_EPOCH
+    # the demo's comparison: both continue the supervised demo model, for the same phases
+    warm, control = nnUNetTrainerDualUncWarmStart_demo, nnUNetTrainerContinued_demo
+    assert (warm.pretrain_epochs, warm.stage1_epochs, warm.stage2_epochs) == control.lr_phases == WARM_PHASES
+    assert warm.iterations_per_epoch == DEMO_ITERATIONS_PER_EPOCH
+    assert warm.warm_start_trainer == control.warm_start_trainer == nnUNetTrainer_demo.__name__
+    assert demo.DEMO_METHODS[0] == nnUNetTrainer_demo.__name__  # trained before the two that continue it
+    assert set(demo.DEMO_COMPARISON) == {warm.__name__, control.__name__} <= set(demo.DEMO_METHODS)
+
+
+def test_demo_reports_the_gain_from_the_unlabelled_images():
+    with_unlabelled, without = demo.DEMO_COMPARISON
+    assert demo.unlabelled_gain({with_unlabelled: {"mean": 0.91}, without: {"mean": 0.88}}) == pytest.approx(0.03)
+    assert demo.unlabelled_gain({without: {"mean": 0.88}}) is None
 
 
 def test_uncertainty_ranking_is_shown_beside_each_cases_dice(tmp_path):

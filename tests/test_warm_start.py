@@ -3,6 +3,7 @@ path end to end (stock nnUNetv2_train -> nnUNetTrainerDualUncWarmStart -> nnUNet
 import copy
 import json
 import os
+import re
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from nnunetv2_dualunc.training.warm_start import (WARM_START_VARIABLE, checkpoin
 
 SUPERVISED = "nnUNetTrainer_test"
 WARM = "nnUNetTrainerDualUncWarmStart_test"
+CONTROL = "nnUNetTrainerContinued_test"
 
 
 def _plans_and_dataset(ws):
@@ -117,6 +119,13 @@ def test_stock_model_then_warm_start_then_predict(planned_workspace, tmp_path):
     assert sorted(f for f in os.listdir(predicted) if f.endswith(".nii.gz")) == ["syn_t_000.nii.gz",
                                                                                 "syn_t_001.nii.gz"]
 
+    # the supervised control starts from the same model and follows the warm start's learning rates epoch by epoch
+    control = ws.run(["nnUNetv2_train", "991", "2d", "all", "-tr", CONTROL, "-device", "cpu"], "control.log")
+    assert f"warm start: weights loaded from {checkpoint_file}" in control.log
+    assert "entering phase" not in control.log  # no unlabelled data
+    assert _learning_rates(control.log) == _learning_rates(train.log)
+    assert len(set(_learning_rates(control.log))) == 2  # two restarts of phases of 2, 1, 1 epochs: 0.01 and less
+
     # a checkpoint of another label set is refused before training, naming the file and the difference
     foreign = torch.load(checkpoint_file, map_location="cpu", weights_only=False)
     foreign["init_args"]["dataset_json"]["labels"] = {"background": 0, "tumour": 1}
@@ -126,6 +135,25 @@ def test_stock_model_then_warm_start_then_predict(planned_workspace, tmp_path):
                      env=dict(ws.env, **{WARM_START_VARIABLE: foreign_file}), check=False)
     assert refused.returncode != 0 and foreign_file in refused.log and "labels: checkpoint" in refused.log
     assert "Epoch 0" not in refused.log
+
+
+def _learning_rates(log: str) -> list:
+    return re.findall(r"Current learning rate: ([0-9.e-]+)", log)
+
+
+def test_control_refuses_phases_that_do_not_add_up_to_its_epochs():
+    from nnunetv2_dualunc.method.schedule import ScheduleError
+    from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
+
+    control = object.__new__(nnUNetTrainerContinued)
+    control.network, control.initial_lr, control.weight_decay = torch.nn.Linear(1, 1), 0.01, 3e-5
+    control.lr_phases, control.num_epochs = (2, 1, 1), 4
+    _, scheduler = control.configure_optimizers()
+    assert [round(scheduler.lr_at(epoch), 6) for epoch in range(4)] == [0.01, round(0.01 * 0.5 ** 0.9, 6), 0.01,
+                                                                       0.01]
+    control.num_epochs = 5
+    with pytest.raises(ScheduleError, match="lr_phases"):
+        control.configure_optimizers()
 
 
 @pytest.mark.parametrize("content", [b"not a checkpoint", None])

@@ -6,7 +6,9 @@ The classes live in nnunetv2_dualunc.training; this module only re-exports them.
 from nnunetv2_dualunc.training.budget_variants import (nnUNetTrainerDualUnc_20epochs,
                                                        nnUNetTrainerSelfTraining_20epochs,
                                                        nnUNetTrainerSelfTrainingSS_20epochs)
-from nnunetv2_dualunc.training.demo_trainers import nnUNetTrainer_demo, nnUNetTrainerDualUnc_demo
+from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
+from nnunetv2_dualunc.training.demo_trainers import (nnUNetTrainer_demo, nnUNetTrainerContinued_demo,
+                                                     nnUNetTrainerDualUnc_demo, nnUNetTrainerDualUncWarmStart_demo)
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
 from nnunetv2_dualunc.training.dualunc_light_aux import nnUNetTrainerDualUncLightAux
 from nnunetv2_dualunc.training.dualunc_pseudo_dice import (nnUNetTrainerDualUncPseudoDice,
@@ -16,7 +18,7 @@ from nnunetv2_dualunc.training.sample_sorting import nnUNetTrainerSelfTrainingSS
 from nnunetv2_dualunc.training.self_training import nnUNetTrainerSelfTraining
 
 __all__ = ["nnUNetTrainerSelfTraining", "nnUNetTrainerSelfTrainingSS", "nnUNetTrainerDualUnc",
-           "nnUNetTrainerDualUncLightAux", "nnUNetTrainerDualUncWarmStart", "nnUNetTrainerDualUncPseudoDice",
-           "nnUNetTrainerDualUncWarmStartPseudoDice", "nnUNetTrainerSelfTraining_20epochs",
+           "nnUNetTrainerDualUncLightAux", "nnUNetTrainerDualUncWarmStart", "nnUNetTrainerContinued",
+           "nnUNetTrainerDualUncPseudoDice", "nnUNetTrainerDualUncWarmStartPseudoDice", "nnUNetTrainerSelfTraining_20epochs",
            "nnUNetTrainerSelfTrainingSS_20epochs", "nnUNetTrainerDualUnc_20epochs", "nnUNetTrainer_demo",
-           "nnUNetTrainerDualUnc_demo"]
+           "nnUNetTrainerDualUnc_demo", "nnUNetTrainerContinued_demo", "nnUNetTrainerDualUncWarmStart_demo"]

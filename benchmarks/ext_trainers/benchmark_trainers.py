@@ -21,13 +21,12 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunetv2_dualunc.training.budget_variants import budget_variant
+from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
 from nnunetv2_dualunc.training.dualunc_light_aux import nnUNetTrainerDualUncLightAux
 from nnunetv2_dualunc.training.dualunc_pseudo_dice import nnUNetTrainerDualUncWarmStartPseudoDice
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
-from nnunetv2_dualunc.training.warm_start import WarmStartMixin
 from nnunetv2_dualunc.data.unlabelled_raw import find_unlabelled_cases
-from nnunetv2_dualunc.method.schedule import PhasePolyLRScheduler, StageSchedule
 from nnunetv2_dualunc.training.sample_sorting import nnUNetTrainerSelfTrainingSS
 from nnunetv2_dualunc.training.self_training import nnUNetTrainerSelfTraining
 
@@ -95,29 +94,17 @@ def _teacher_trainer(profile: str) -> str:
     return trainer_name("supervised", TEACHER_PROFILES[profile]) if profile in TEACHER_PROFILES else "nnUNetTrainer"
 
 
-class _PhaseScheduledContinuation(WarmStartMixin, nnUNetTrainer):
-    """The control of the warm-start protocol: nnUNetTrainer from the same checkpoint, with the semi-supervised
-    trainers' learning-rate schedule (one poly decay per phase, lr_schedule) and no unlabelled data. So a warm-start
-    comparison differs only in what the semi-supervised trainer adds: the unlabelled data (and the auxiliary
-    decoder)."""
-    lr_schedule: StageSchedule
-
-    def configure_optimizers(self):
-        optimizer, _ = super().configure_optimizers()
-        return optimizer, PhasePolyLRScheduler(optimizer, self.initial_lr, self.lr_schedule)
-
-
 def _variant(method: str, profile: str) -> type:
     """The trainer of one method at one profile's budget (benchmark seed first), named trainer_name(...)."""
     epochs, (pretrain, stage1, stage2), iterations, val_iterations = PROFILES[profile]
     name, base = trainer_name(method, profile), METHODS[method]
     if method == "supervised":
         return budget_variant(_seeded(nnUNetTrainer), name, epochs, iterations, val_iterations, module=__name__)
-    if method == "supervised_continued":
-        schedule = StageSchedule(pretrain, stage1, stage2, _num_snapshots(nnUNetTrainerDualUncWarmStart, pretrain))
-        assert schedule.total_epochs == epochs
-        return budget_variant(_seeded(_PhaseScheduledContinuation), name, epochs, iterations, val_iterations,
-                              module=__name__, lr_schedule=schedule, warm_start_trainer=_teacher_trainer(profile))
+    if method == "supervised_continued":  # the same phases as the semi-supervised methods of the profile
+        assert pretrain + stage1 + stage2 == epochs
+        return budget_variant(_seeded(nnUNetTrainerContinued), name, epochs, iterations, val_iterations,
+                              module=__name__, lr_phases=(pretrain, stage1, stage2),
+                              warm_start_trainer=_teacher_trainer(profile))
     if base is nnUNetTrainerSelfTraining:  # plain self-training has no ranking, hence no stage 1
         stage1, stage2 = 0, stage1 + stage2
     assert pretrain + stage1 + stage2 == epochs

@@ -1,23 +1,38 @@
 """Short-budget trainers for the CPU demo (nnunetv2_dualunc demo).
 
-The supervised baseline and the DualUnc demo trainer share these budget constants so that both methods take the
-same number of gradient steps and the Dice table compares like with like.
+The demo runs the recommended way to use the plugin (README, "Starting from a model you already have"): train
+nnUNetTrainer on the labelled cases, then continue that model with unlabelled images
+(nnUNetTrainerDualUncWarmStart) and, as the control, without them (nnUNetTrainerContinued), both for the same
+WARM_PHASES epochs with the same learning-rate schedule, so that the Dice table compares like with like.
 """
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunetv2_dualunc.training.budget_variants import budget_variant
+from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
+from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
 
 DEMO_EPOCHS = 10
 DEMO_ITERATIONS_PER_EPOCH = 50
 DEMO_VAL_ITERATIONS = 2
 # checkpoint_latest every few epochs so that an interrupted demo resumes with `nnUNetv2_train ... --c`
 DEMO_SAVE_EVERY = 5
+#: epochs after the supervised model: adaptation (K = 2 ranking snapshots), stage 1, stage 2
+WARM_PHASES = (2, 2, 2)
 
-#: supervised-only nnU-Net with the demo's small training budget
+#: supervised-only nnU-Net with the demo's small training budget: "the model you have"
 nnUNetTrainer_demo = budget_variant(nnUNetTrainer, "nnUNetTrainer_demo", DEMO_EPOCHS, DEMO_ITERATIONS_PER_EPOCH,
                                     DEMO_VAL_ITERATIONS, save_every=DEMO_SAVE_EVERY)
-#: DualUnc with the same DEMO_EPOCHS x DEMO_ITERATIONS_PER_EPOCH gradient steps, split into pre-training (with 3
-#: ranking snapshots), stage 1 and stage 2
+#: that model continued with the unlabelled images (the recommended trainer at the demo's budget)
+nnUNetTrainerDualUncWarmStart_demo = budget_variant(
+    nnUNetTrainerDualUncWarmStart, "nnUNetTrainerDualUncWarmStart_demo", WARM_PHASES, DEMO_ITERATIONS_PER_EPOCH,
+    DEMO_VAL_ITERATIONS, num_snapshots=2, warm_start_trainer=nnUNetTrainer_demo.__name__)
+#: the control: the same model, the same extra epochs and learning-rate schedule, labelled cases only
+nnUNetTrainerContinued_demo = budget_variant(
+    nnUNetTrainerContinued, "nnUNetTrainerContinued_demo", sum(WARM_PHASES), DEMO_ITERATIONS_PER_EPOCH,
+    DEMO_VAL_ITERATIONS, lr_phases=WARM_PHASES, warm_start_trainer=nnUNetTrainer_demo.__name__,
+    save_every=DEMO_SAVE_EVERY)
+#: DualUnc from scratch with DEMO_EPOCHS x DEMO_ITERATIONS_PER_EPOCH gradient steps, split into pre-training (with 3
+#: ranking snapshots), stage 1 and stage 2 (`--methods nnUNetTrainer_demo nnUNetTrainerDualUnc_demo`)
 nnUNetTrainerDualUnc_demo = budget_variant(nnUNetTrainerDualUnc, "nnUNetTrainerDualUnc_demo", (5, 2, 3),
                                            DEMO_ITERATIONS_PER_EPOCH, DEMO_VAL_ITERATIONS, num_snapshots=3)

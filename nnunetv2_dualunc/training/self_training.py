@@ -56,6 +56,9 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
+        if hasattr(type(self), "snapshot_epochs"):  # the attribute's name before 2026-12: it would be ignored
+            raise ScheduleError(f"{type(self).__name__} sets snapshot_epochs; the attribute is called "
+                                f"explicit_snapshot_epochs now (None: K snapshots spread evenly)")
         self.stage_schedule = StageSchedule(
             self.pretrain_epochs, self.stage1_epochs, self.stage2_epochs, self.num_snapshots,
             explicit_snapshot_epochs=self.explicit_snapshot_epochs)

@@ -11,6 +11,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2_dualunc.data.pseudo_labels import completed_cases
 from nnunetv2_dualunc.run_layout import pseudo_label_folder
 from nnunetv2_dualunc.training.budget_variants import budget_variant
+from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
 from nnunetv2_dualunc.training.self_training import nnUNetTrainerSelfTraining
@@ -68,3 +69,6 @@ nnUNetTrainer_test = budget_variant(nnUNetTrainer, "nnUNetTrainer_test", 2, 2, 1
 nnUNetTrainerDualUncWarmStart_test = budget_variant(nnUNetTrainerDualUncWarmStart, "nnUNetTrainerDualUncWarmStart_test",
                                                     (2, 1, 1), 2, 1, num_snapshots=2,
                                                     warm_start_trainer="nnUNetTrainer_test")
+#: the supervised control of that warm start: same model, same phases of the learning rate, labelled cases only
+nnUNetTrainerContinued_test = budget_variant(nnUNetTrainerContinued, "nnUNetTrainerContinued_test", 4, 2, 1,
+                                             lr_phases=(2, 1, 1), warm_start_trainer="nnUNetTrainer_test")
