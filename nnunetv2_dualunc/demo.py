@@ -22,11 +22,12 @@ from nnunetv2_dualunc.data.synthetic import (CHANNEL_SUFFIX, DATASET_ID, DEMO_PR
                                              write_synthetic_dataset)
 from nnunetv2_dualunc.nnunet_commands import console_script, nnunet_environment, run_logged, train_command
 
-#: the recommended use (README): a supervised model, then that model continued with the unlabelled images, against
-#: the same model continued for as long without them (the order matters: both continue the first one's checkpoint)
-DEMO_METHODS = ("nnUNetTrainer_demo", "nnUNetTrainerContinued_demo", "nnUNetTrainerDualUncWarmStart_demo")
-#: (with, without unlabelled images): the pair whose Dice difference the demo reports
-DEMO_COMPARISON = ("nnUNetTrainerDualUncWarmStart_demo", "nnUNetTrainerContinued_demo")
+#: the recommended use (README): a supervised model (DEMO_START_MODEL), then that model continued with the unlabelled
+#: images (DEMO_RECOMMENDED) and, as the control the gain is measured against, for as long without them
+DEMO_START_MODEL = "nnUNetTrainer_demo"
+DEMO_CONTROL = "nnUNetTrainerContinued_demo"
+DEMO_RECOMMENDED = "nnUNetTrainerDualUncWarmStart_demo"
+DEMO_METHODS = (DEMO_START_MODEL, DEMO_CONTROL, DEMO_RECOMMENDED)  # in this order: the others continue the first
 CONFIGURATION = "2d"
 PLANS_IDENTIFIER = "nnUNetPlans"
 FOLD = "all"
@@ -140,12 +141,13 @@ def format_dice_table(results: Dict[str, dict], labels: Optional[Dict[str, int]]
     return "\n".join(lines)
 
 
-def unlabelled_gain(results: Dict[str, dict]) -> Optional[float]:
-    """Mean Dice with minus without the unlabelled images (DEMO_COMPARISON), None unless both were run."""
-    with_unlabelled, without = DEMO_COMPARISON
-    if with_unlabelled not in results or without not in results:
-        return None
-    return results[with_unlabelled]["mean"] - results[without]["mean"]
+def unlabelled_gains(results: Dict[str, dict]) -> Dict[str, float]:
+    """Mean Dice of each method that continued the start model, minus the control's (DEMO_CONTROL), which trained as
+    long without unlabelled images; empty unless the control was run."""
+    if DEMO_CONTROL not in results:
+        return {}
+    return {method: result["mean"] - results[DEMO_CONTROL]["mean"] for method, result in results.items()
+            if method not in (DEMO_CONTROL, DEMO_START_MODEL)}
 
 
 def format_uncertainty_ranking(ranking_file: str, case_dice: Dict[str, Dict[int, float]]) -> Tuple[str, float]:
@@ -257,14 +259,15 @@ def run_demo(output_dir: str, seed: int = 0, methods: Sequence[str] = DEMO_METHO
 
     clock.header("Dice on the held-out test cases")
     table = format_dice_table(results)
-    gain = unlabelled_gain(results)
-    if gain is not None:
-        table += (f"\n\nGain from the unlabelled images ({DEMO_COMPARISON[0]} minus {DEMO_COMPARISON[1]}, same start "
-                  f"model, same extra steps): {100 * gain:+.1f} mean Dice points")
+    gains = unlabelled_gains(results)
+    if gains:
+        table += "\n\n" + "\n".join(f"Gain from the unlabelled images: {method} minus {DEMO_CONTROL} (same start "
+                                     f"model, same extra steps): {100 * gain:+.1f} mean Dice points"
+                                     for method, gain in gains.items())
     print(table, flush=True)
     timings["total"] = round(clock.elapsed(), 1)
     summary = {"dataset": dataset_name(dataset_id), "seed": seed, "preset": preset, "labels": LABELS,
-               "dice": results, "unlabelled_gain": gain, "uncertainty": uncertainty, "timings_s": timings}
+               "dice": results, "unlabelled_gains": gains, "uncertainty": uncertainty, "timings_s": timings}
     with open(os.path.join(output_dir, "dice_results.json"), "w") as f:
         json.dump(summary, f, indent=2, default=list)
     with open(os.path.join(output_dir, "dice_table.md"), "w") as f:

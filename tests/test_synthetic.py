@@ -231,26 +231,32 @@ def test_nnunet_finds_every_plugin_trainer_in_the_trainer_folder():
 
 
 def test_demo_methods_take_the_same_number_of_gradient_steps():
-    from nnunetv2_dualunc.training.demo_trainers import (DEMO_EPOCHS, DEMO_ITERATIONS_PER_EPOCH, WARM_PHASES,
-                                                         nnUNetTrainer_demo, nnUNetTrainerContinued_demo,
-                                                         nnUNetTrainerDualUnc_demo, nnUNetTrainerDualUncWarmStart_demo)
+    from nnunetv2_dualunc.training import demo_trainers
 
-    dualunc = nnUNetTrainerDualUnc_demo
-    assert dualunc.pretrain_epochs + dualunc.stage1_epochs + dualunc.stage2_epochs == DEMO_EPOCHS
-    assert dualunc.iterations_per_epoch == DEMO_ITERATIONS_PER_EPOCH
-    # the demo's comparison: both continue the supervised demo model, for the same phases
-    warm, control = nnUNetTrainerDualUncWarmStart_demo, nnUNetTrainerContinued_demo
-    assert (warm.pretrain_epochs, warm.stage1_epochs, warm.stage2_epochs) == control.lr_phases == WARM_PHASES
-    assert warm.iterations_per_epoch == DEMO_ITERATIONS_PER_EPOCH
-    assert warm.warm_start_trainer == control.warm_start_trainer == nnUNetTrainer_demo.__name__
-    assert demo.DEMO_METHODS[0] == nnUNetTrainer_demo.__name__  # trained before the two that continue it
-    assert set(demo.DEMO_COMPARISON) == {warm.__name__, control.__name__} <= set(demo.DEMO_METHODS)
+    dualunc = demo_trainers.nnUNetTrainerDualUnc_demo
+    assert dualunc.pretrain_epochs + dualunc.stage1_epochs + dualunc.stage2_epochs == demo_trainers.DEMO_EPOCHS
+    assert dualunc.iterations_per_epoch == demo_trainers.DEMO_ITERATIONS_PER_EPOCH
+    # the demo's comparison: the recommended trainer and the control both continue the supervised demo model, for
+    # the same phases
+    start = getattr(demo_trainers, demo.DEMO_START_MODEL)
+    control, recommended = getattr(demo_trainers, demo.DEMO_CONTROL), getattr(demo_trainers, demo.DEMO_RECOMMENDED)
+    assert start is demo_trainers.nnUNetTrainer_demo and control is demo_trainers.nnUNetTrainerContinued_demo
+    assert demo.DEMO_METHODS == (demo.DEMO_START_MODEL, demo.DEMO_CONTROL, demo.DEMO_RECOMMENDED)
+    for warm in (recommended, demo_trainers.nnUNetTrainerDualUncWarmStart_demo,
+                 demo_trainers.nnUNetTrainerDualUncWarmStartPseudoDice_demo):
+        phases = (warm.pretrain_epochs, warm.stage1_epochs, warm.stage2_epochs)
+        assert phases == control.lr_phases == demo_trainers.WARM_PHASES
+        assert warm.iterations_per_epoch == demo_trainers.DEMO_ITERATIONS_PER_EPOCH
+        assert warm.warm_start_trainer == control.warm_start_trainer == start.__name__
 
 
 def test_demo_reports_the_gain_from_the_unlabelled_images():
-    with_unlabelled, without = demo.DEMO_COMPARISON
-    assert demo.unlabelled_gain({with_unlabelled: {"mean": 0.91}, without: {"mean": 0.88}}) == pytest.approx(0.03)
-    assert demo.unlabelled_gain({without: {"mean": 0.88}}) is None
+    results = {demo.DEMO_START_MODEL: {"mean": 0.80}, demo.DEMO_CONTROL: {"mean": 0.88}, "warm_a": {"mean": 0.91},
+               "warm_b": {"mean": 0.87}}
+    gains = demo.unlabelled_gains(results)
+    assert gains.keys() == {"warm_a", "warm_b"}
+    assert gains["warm_a"] == pytest.approx(0.03) and gains["warm_b"] == pytest.approx(-0.01)
+    assert demo.unlabelled_gains({"warm_a": {"mean": 0.91}}) == {}
 
 
 def test_uncertainty_ranking_is_shown_beside_each_cases_dice(tmp_path):

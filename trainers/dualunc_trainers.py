@@ -8,7 +8,8 @@ from nnunetv2_dualunc.training.budget_variants import (nnUNetTrainerDualUnc_20ep
                                                        nnUNetTrainerSelfTrainingSS_20epochs)
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 from nnunetv2_dualunc.training.demo_trainers import (nnUNetTrainer_demo, nnUNetTrainerContinued_demo,
-                                                     nnUNetTrainerDualUnc_demo, nnUNetTrainerDualUncWarmStart_demo)
+                                                     nnUNetTrainerDualUnc_demo, nnUNetTrainerDualUncWarmStart_demo,
+                                                     nnUNetTrainerDualUncWarmStartPseudoDice_demo)
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
 from nnunetv2_dualunc.training.dualunc_light_aux import nnUNetTrainerDualUncLightAux
 from nnunetv2_dualunc.training.dualunc_pseudo_dice import (nnUNetTrainerDualUncPseudoDice,
@@ -21,4 +22,5 @@ __all__ = ["nnUNetTrainerSelfTraining", "nnUNetTrainerSelfTrainingSS", "nnUNetTr
            "nnUNetTrainerDualUncLightAux", "nnUNetTrainerDualUncWarmStart", "nnUNetTrainerContinued",
            "nnUNetTrainerDualUncPseudoDice", "nnUNetTrainerDualUncWarmStartPseudoDice", "nnUNetTrainerSelfTraining_20epochs",
            "nnUNetTrainerSelfTrainingSS_20epochs", "nnUNetTrainerDualUnc_20epochs", "nnUNetTrainer_demo",
-           "nnUNetTrainerDualUnc_demo", "nnUNetTrainerContinued_demo", "nnUNetTrainerDualUncWarmStart_demo"]
+           "nnUNetTrainerDualUnc_demo", "nnUNetTrainerContinued_demo", "nnUNetTrainerDualUncWarmStart_demo",
+           "nnUNetTrainerDualUncWarmStartPseudoDice_demo"]

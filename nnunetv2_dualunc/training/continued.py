@@ -33,6 +33,7 @@ class nnUNetTrainerContinued(WarmStartMixin, nnUNetTrainer):
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.num_epochs = sum(self.lr_phases)
+        self.save_every = 1  # as the semi-supervised trainers: an interruption costs at most one epoch
 
     def configure_optimizers(self):
         optimizer, _ = super().configure_optimizers()

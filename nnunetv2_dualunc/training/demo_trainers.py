@@ -10,6 +10,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2_dualunc.training.budget_variants import budget_variant
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
+from nnunetv2_dualunc.training.dualunc_pseudo_dice import nnUNetTrainerDualUncWarmStartPseudoDice
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
 
 DEMO_EPOCHS = 10
@@ -27,11 +28,14 @@ nnUNetTrainer_demo = budget_variant(nnUNetTrainer, "nnUNetTrainer_demo", DEMO_EP
 nnUNetTrainerDualUncWarmStart_demo = budget_variant(
     nnUNetTrainerDualUncWarmStart, "nnUNetTrainerDualUncWarmStart_demo", WARM_PHASES, DEMO_ITERATIONS_PER_EPOCH,
     DEMO_VAL_ITERATIONS, num_snapshots=2, warm_start_trainer=nnUNetTrainer_demo.__name__)
+#: the same with nnU-Net's Dice added to the pseudo-label loss (nnUNetTrainerDualUncWarmStartPseudoDice)
+nnUNetTrainerDualUncWarmStartPseudoDice_demo = budget_variant(
+    nnUNetTrainerDualUncWarmStartPseudoDice, "nnUNetTrainerDualUncWarmStartPseudoDice_demo", WARM_PHASES,
+    DEMO_ITERATIONS_PER_EPOCH, DEMO_VAL_ITERATIONS, num_snapshots=2, warm_start_trainer=nnUNetTrainer_demo.__name__)
 #: the control: the same model, the same extra epochs and learning-rate schedule, labelled cases only
 nnUNetTrainerContinued_demo = budget_variant(
     nnUNetTrainerContinued, "nnUNetTrainerContinued_demo", sum(WARM_PHASES), DEMO_ITERATIONS_PER_EPOCH,
-    DEMO_VAL_ITERATIONS, lr_phases=WARM_PHASES, warm_start_trainer=nnUNetTrainer_demo.__name__,
-    save_every=DEMO_SAVE_EVERY)
+    DEMO_VAL_ITERATIONS, lr_phases=WARM_PHASES, warm_start_trainer=nnUNetTrainer_demo.__name__)
 #: DualUnc from scratch with DEMO_EPOCHS x DEMO_ITERATIONS_PER_EPOCH gradient steps, split into pre-training (with 3
 #: ranking snapshots), stage 1 and stage 2 (`--methods nnUNetTrainer_demo nnUNetTrainerDualUnc_demo`)
 nnUNetTrainerDualUnc_demo = budget_variant(nnUNetTrainerDualUnc, "nnUNetTrainerDualUnc_demo", (5, 2, 3),
