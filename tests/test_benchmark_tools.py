@@ -143,6 +143,28 @@ def test_compare_runs_pairs_each_method_with_the_reference_within_a_seed(tmp_pat
     assert "| dualunc | 0.6500 (0), 0.6250 (1) |" in compare_runs.markdown(result)
 
 
+def test_demo_runs_pairs_each_warm_start_with_its_own_folders_control(tmp_path):
+    import demo_runs
+
+    from nnunetv2_dualunc.demo import DEMO_CONTROL, DEMO_START_MODEL
+
+    folders = []
+    for run, (control, warm) in enumerate([(0.90, 0.92), (0.94, 0.93)]):
+        folder = tmp_path / f"run{run}"
+        folder.mkdir()
+        dice = {DEMO_START_MODEL: {"mean": 0.8}, DEMO_CONTROL: {"mean": control}, "warm": {"mean": warm}}
+        (folder / "dice_results.json").write_text(json.dumps({"seed": 0, "dice": dice}))
+        folders.append(str(folder))
+    rows = demo_runs.compare(demo_runs.read_runs(folders))["methods"]
+    assert rows["warm"]["gain_over_control"] == pytest.approx([0.02, -0.01])
+    assert rows["warm"]["runs_with_gain"] == 1 and rows["warm"]["paired_runs"] == 2
+    assert rows[DEMO_CONTROL]["paired_runs"] == 0
+    assert "| warm | 0.9200, 0.9300 | +2.0, -1.0 | +0.50 | 1 / 2 |" in demo_runs.markdown(demo_runs.compare(
+        demo_runs.read_runs(folders)))
+    with pytest.raises(FileNotFoundError, match="nnunetv2_dualunc demo --output-dir"):
+        demo_runs.read_runs([str(tmp_path)])
+
+
 def test_compare_runs_names_a_folder_without_results(tmp_path):
     import compare_runs
 
