@@ -22,13 +22,13 @@ import json
 import os
 import re
 import statistics
-import sys
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 from scipy.stats import wilcoxon
 
 from nnunetv2_dualunc.evaluation.evaluate_folders import mean_dice_per_case
+from report_files import print_and_save
 
 METRICS_FILE = re.compile(r"^metrics_(?P<method>.+)\.json$")
 
@@ -125,15 +125,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         comparison = compare([read_run(f) for f in args.folders], args.reference)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"ERROR: {e}")
-    table = markdown(comparison)
-    print(table)
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out + ".md", "w") as f:
-            f.write(table)
-        with open(args.out + ".json", "w") as f:
-            json.dump(comparison, f, indent=1)
-        print(f"written: {args.out}.md, {args.out}.json", file=sys.stderr)
+    print_and_save(markdown(comparison), comparison, args.out)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import statistics
 from typing import Dict, List, Optional
 
 from nnunetv2_dualunc.demo import DEMO_CONTROL, unlabelled_gains
+from report_files import print_and_save
 
 
 def read_runs(folders: List[str]) -> Dict[str, dict]:
@@ -64,13 +65,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--out", help="write <out>.md and <out>.json")
     args = parser.parse_args(argv)
     comparison = compare(read_runs(args.folders))
-    table = markdown(comparison)
-    print(table)
-    if args.out:
-        with open(args.out + ".md", "w") as f:
-            f.write(table)
-        with open(args.out + ".json", "w") as f:
-            json.dump(comparison, f, indent=1)
+    print_and_save(markdown(comparison), comparison, args.out)
 
 
 if __name__ == "__main__":

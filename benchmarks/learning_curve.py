@@ -11,11 +11,12 @@ Prints every --every-th epoch.
     .venv/bin/python benchmarks/learning_curve.py FOLD_FOLDER [--every 5] [--tolerance 0.01] [--out docs/results/x]
 """
 import argparse
-import json
 import os
 from typing import Dict, List, Optional
 
 import torch
+
+from report_files import print_and_save
 
 
 def read_curve(fold_folder: str) -> Dict[str, list]:
@@ -84,12 +85,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     result = summary(read_curve(args.fold_folder), args.iterations, args.tolerance, args.every, args.window)
     folder = os.path.abspath(args.fold_folder)
     text = markdown(result, f"{os.path.basename(os.path.dirname(folder))}/{os.path.basename(folder)}")
-    print(text)
-    if args.out:
-        with open(args.out + ".md", "w") as f:
-            f.write(text)
-        with open(args.out + ".json", "w") as f:
-            json.dump(result, f, indent=1)
+    print_and_save(text, result, args.out)
 
 
 if __name__ == "__main__":
