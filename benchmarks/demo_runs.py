@@ -32,10 +32,11 @@ def read_runs(folders: List[str]) -> Dict[str, dict]:
 
 def compare(runs: Dict[str, dict]) -> dict:
     methods = list(dict.fromkeys(m for run in runs.values() for m in run["dice"]))
+    gains_per_run = [unlabelled_gains(run["dice"]) for run in runs.values()]
     rows = {}
     for method in methods:
         means = [run["dice"][method]["mean"] if method in run["dice"] else None for run in runs.values()]
-        gains = [unlabelled_gains(run["dice"]).get(method) for run in runs.values()]
+        gains = [run_gains.get(method) for run_gains in gains_per_run]
         present = [g for g in gains if g is not None]
         rows[method] = {"mean_dice": means, "gain_over_control": gains,
                         "mean_gain": statistics.mean(present) if present else None,
