@@ -228,3 +228,28 @@ def test_learning_curve_plateau_uses_a_trailing_window():
              "val_losses": [0.0] * 10, "dice_per_class_or_region": [[d] for d in noisy]}
     result = summary(curve, 50, tolerance=0.01, every=5, window=3)
     assert result["plateau_epoch"] == 9 and result["best_window_mean"] == 0.8
+
+
+def test_pseudo_label_quality_scores_volumes_per_class_and_splits_by_the_ranking():
+    import numpy as np
+    from pseudo_label_quality import dice_per_class, mean_probabilities, summarise
+
+    reference = np.array([[[0, 1, 1, 2], [0, 0, 2, 2]]])
+    prediction = np.array([[[-1, 1, 0, 2], [0, 0, 2, 2]]])  # -1 (outside the nonzero region) is background
+    scores = dice_per_class(prediction, reference, [1, 2, 3])
+    assert scores[1] == pytest.approx(2 / 3) and scores[2] == 1.0 and scores[3] == 1.0  # 3: absent from both
+    assert dice_per_class(np.zeros((1, 2, 2)), np.ones((1, 2, 2)), [1]) == {1: 0.0}
+
+    summary = summarise({"a": {1: 1.0, 2: 0.5}, "b": {1: 0.0, 2: 0.5}, "c": {1: 1.0, 2: 1.0}}, ["a", "c"],
+                        {1: "RV", 2: "LV"})
+    assert summary["mean_dice"] == pytest.approx(0.6666667, abs=1e-6)
+    assert summary["mean_dice_reliable"] == pytest.approx(0.875) and summary["mean_dice_unreliable"] == 0.25
+    assert summary["mean_dice_per_class"] == {"RV": pytest.approx(2 / 3), "LV": pytest.approx(2 / 3)}
+
+    class Fake:  # a "prediction" that is the weights themselves
+        def probabilities(self, data, weights):
+            import torch
+            return torch.tensor(weights["p"])
+
+    mean = mean_probabilities(Fake(), None, [{"p": [0.2, 0.8]}, {"p": [0.6, 0.4]}])
+    assert np.allclose(mean, [0.4, 0.6])

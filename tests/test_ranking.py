@@ -117,7 +117,7 @@ def test_stored_scores_of_other_snapshots_are_recomputed(tmp_path):
     assert trainer._ensure_ranking()  # same snapshots (1, 2): reused without predicting
     trainer.stage_schedule = type(trainer.stage_schedule)(3, 1, 1, explicit_snapshot_epochs=(1, 3))
 
-    def no_prediction_expected():
+    def no_prediction_expected(use_mirroring):
         raise RuntimeError("recomputing")
     trainer._snapshot_predictor = no_prediction_expected
     with pytest.raises(RuntimeError, match="recomputing"):

@@ -14,7 +14,7 @@ augmentation workers draw their own randomness, so a CPU run is repeatable only 
 """
 import os
 import random
-from typing import Dict, Tuple, Type
+from typing import Dict, Sequence, Tuple, Type
 
 import numpy as np
 import torch
@@ -133,6 +133,29 @@ class nnUNetTrainerDualUncStepMatched(nnUNetTrainerDualUnc):
 ORACLE_LABELS_VARIABLE = "DUALUNC_ORACLE_LABELS"
 
 
+def hidden_label_file(case: str, file_ending: str) -> str:
+    """The true label of an "unlabelled" benchmark case, from $DUALUNC_ORACLE_LABELS (the source's labelsTr)."""
+    folder = os.environ.get(ORACLE_LABELS_VARIABLE)
+    label_file = os.path.join(folder or "", case + file_ending)
+    if not folder or not os.path.isfile(label_file):
+        raise FileNotFoundError(f"the hidden label {label_file} of {case} is missing: set ${ORACLE_LABELS_VARIABLE} "
+                                f"to the source dataset's labelsTr")
+    return label_file
+
+
+def preprocessed_hidden_label(images: Sequence[str], label_file: str, plans_manager, configuration_manager,
+                              dataset_json: dict, spatial_shape: Sequence[int]) -> np.ndarray:
+    """The hidden label preprocessed with its image exactly as nnU-Net preprocesses a labelled case, shaped
+    (1, *spatial_shape) like a stored segmentation (-1 outside the nonzero region where the plans crop to it)."""
+    preprocessor = configuration_manager.preprocessor_class(verbose=False)
+    preprocessed, label, _ = preprocessor.run_case(images, label_file, plans_manager, configuration_manager,
+                                                   dataset_json)
+    if tuple(preprocessed.shape[1:]) != tuple(spatial_shape):
+        raise RuntimeError(f"{label_file}: the label preprocesses to {preprocessed.shape[1:]}, the stored image is "
+                           f"{tuple(spatial_shape)}")
+    return label.astype(np.int8)
+
+
 class OracleLabelsMixin:
     """Benchmark-only diagnosis, never a product trainer: each "unlabelled" case trains with its true label (read
     from $DUALUNC_ORACLE_LABELS, the source dataset's labelsTr, and preprocessed with its image exactly as nnU-Net
@@ -140,22 +163,12 @@ class OracleLabelsMixin:
     so the run is the ceiling of what the staged training can deliver with perfect pseudo-labels."""
 
     def pseudo_label(self, case, data, nonzero_seg, predictor, weights):
-        folder = os.environ.get(ORACLE_LABELS_VARIABLE)
-        label_file = os.path.join(folder or "", case + self.dataset_json["file_ending"])
-        if not folder or not os.path.isfile(label_file):
-            raise FileNotFoundError(f"{type(self).__name__} needs the hidden label {label_file}: set "
-                                    f"${ORACLE_LABELS_VARIABLE} to the source dataset's labelsTr")
+        label_file = hidden_label_file(case, self.dataset_json["file_ending"])
         if not hasattr(self, "_oracle_images"):  # one scan of imagesUnlabeled, not one per case
             raw = os.path.join(os.environ["nnUNet_raw"], self.plans_manager.dataset_name)
             self._oracle_images = find_unlabelled_cases(raw, self.dataset_json)
-        images = self._oracle_images[case]
-        preprocessor = self.configuration_manager.preprocessor_class(verbose=False)
-        preprocessed, label, _ = preprocessor.run_case(images, label_file, self.plans_manager,
-                                                       self.configuration_manager, self.dataset_json)
-        if preprocessed.shape[1:] != data.shape[1:]:
-            raise RuntimeError(f"{case}: the label preprocesses to {preprocessed.shape[1:]}, the stored image is "
-                               f"{data.shape[1:]}")
-        return label.astype(np.int8)
+        return preprocessed_hidden_label(self._oracle_images[case], label_file, self.plans_manager,
+                                         self.configuration_manager, self.dataset_json, data.shape[1:])
 
 
 class nnUNetTrainerDualUncWarmStartOracle(OracleLabelsMixin, nnUNetTrainerDualUncWarmStart):
@@ -165,6 +178,11 @@ class nnUNetTrainerDualUncWarmStartOracle(OracleLabelsMixin, nnUNetTrainerDualUn
 class nnUNetTrainerDualUncWarmStartDetached(nnUNetTrainerDualUncWarmStart):
     """Warm-start DualUnc with exp(-KL) of Eq. 4 as a fixed weight (no gradient through it; method/losses.py)."""
     detach_uncertainty_weight = True
+
+
+class nnUNetTrainerDualUncWarmStartMirroredLabels(nnUNetTrainerDualUncWarmStart):
+    """Warm-start DualUnc whose pseudo-labels are predicted with nnU-Net's test-time mirroring (the ranking is not)."""
+    pseudo_label_mirroring = True
 
 
 class nnUNetTrainerDualUncWarmStartNoUnlabelled(nnUNetTrainerDualUncWarmStart):
@@ -186,6 +204,7 @@ METHODS = {"supervised": None, "self_training": nnUNetTrainerSelfTraining,
            "supervised_continued": None, "dualunc_warm": nnUNetTrainerDualUncWarmStart,
            "dualunc_warm_oracle": nnUNetTrainerDualUncWarmStartOracle,
            "dualunc_warm_detached": nnUNetTrainerDualUncWarmStartDetached,
+           "dualunc_warm_mirrored": nnUNetTrainerDualUncWarmStartMirroredLabels,
            "dualunc_warm_pseudo_dice": nnUNetTrainerDualUncWarmStartPseudoDice,
            "dualunc_warm_no_unlabelled": nnUNetTrainerDualUncWarmStartNoUnlabelled}
 TRAINER_BASE_NAMES = {"supervised": "nnUNetTrainer", "self_training": "nnUNetTrainerSelfTraining",
@@ -195,6 +214,7 @@ TRAINER_BASE_NAMES = {"supervised": "nnUNetTrainer", "self_training": "nnUNetTra
                       "supervised_continued": "nnUNetTrainerContinued", "dualunc_warm": "nnUNetTrainerDualUncWarmStart",
                       "dualunc_warm_oracle": "nnUNetTrainerDualUncWarmStartOracle",
                       "dualunc_warm_detached": "nnUNetTrainerDualUncWarmStartDetached",
+                      "dualunc_warm_mirrored": "nnUNetTrainerDualUncWarmStartMirroredLabels",
                       "dualunc_warm_pseudo_dice": "nnUNetTrainerDualUncWarmStartPseudoDice",
                       "dualunc_warm_no_unlabelled": "nnUNetTrainerDualUncWarmStartNoUnlabelled"}
 #: the comparison of the paper's Table 3, run by default; the others on request (--methods)

@@ -51,7 +51,9 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
     # Eq. 1 per voxel the teacher labels foreground instead of per image voxel (not the paper's; see method/ranking)
     uncertainty_per_foreground_voxel: bool = False
     # --- pseudo-labels -----------------------------------------------------------------------------------------
-    pseudo_label_mirroring: bool = False  # test-time mirroring when labelling: ~2^d times slower
+    # nnU-Net's test-time mirroring when pseudo-labelling (~2^d times slower). The ranking never mirrors: Eq. 1
+    # compares snapshots with each other under identical conditions either way
+    pseudo_label_mirroring: bool = False
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -164,7 +166,7 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
             self.print_to_log_file(f"using the ranking in {path}")
             return ranking
         self.print_to_log_file(f"ranking {len(self.unlabelled_cases)} unlabelled cases with snapshots {snapshots}")
-        predictor = self._snapshot_predictor()
+        predictor = self._snapshot_predictor(use_mirroring=False)
         weights = {e: self._load_weights(e) for e in snapshots}
         scores = {}
         for case in tqdm(self.unlabelled_cases, desc="Ranking unlabelled cases", disable=self.local_rank != 0):
@@ -188,7 +190,7 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
             return
         self.print_to_log_file(f"pseudo-labelling {len(cases)} cases with the weights after epoch {weights_epoch}")
         reset_folder(folder)
-        predictor = self._snapshot_predictor()
+        predictor = self._snapshot_predictor(use_mirroring=self.pseudo_label_mirroring)
         weights = self._load_weights(weights_epoch)
         dataset = nnUNetDatasetBlosc2(self.unlabelled_preprocessed_folder, list(cases))
         for case in tqdm(cases, desc=f"Pseudo-labelling ({phase.value})", disable=self.local_rank != 0):
@@ -233,10 +235,10 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
                 f"pseudo-labelling. They are written during training; restart this fold without --c.")
         return torch.load(path, map_location="cpu", weights_only=True)["network_weights"]
 
-    def _snapshot_predictor(self) -> SnapshotPredictor:
+    def _snapshot_predictor(self, use_mirroring: bool) -> SnapshotPredictor:
         network = self.build_network_architecture(
             self.plans_manager, self.configuration_manager, self.num_input_channels,
             self.label_manager.num_segmentation_heads, enable_deep_supervision=False).to(self.device)
         return SnapshotPredictor(network, self.plans_manager, self.configuration_manager, self.dataset_json,
-                                 self.device, self.pseudo_label_mirroring, self.__class__.__name__,
+                                 self.device, use_mirroring, self.__class__.__name__,
                                  self.inference_allowed_mirroring_axes)

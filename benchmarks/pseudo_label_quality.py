@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""How good are the pseudo-labels a self-training run trained with, and would another way of labelling do better?
+
+The benchmarks hide the labels of their "unlabelled" cases, so a finished run (DualUnc, warm start or from scratch)
+can be judged stage by stage: every unlabelled case is labelled by several *recipes* from the run's saved weights
+and compared, in the preprocessed geometry the trainer uses, with its hidden label preprocessed exactly as nnU-Net
+preprocesses a labelled case. The pseudo-labels the run stored (pseudo_labels/stage1, stage2) are scored too, which
+also checks that the recipe the trainer uses reproduces them.
+
+Recipes (argmax of the softmax; several weights: mean of their softmax outputs):
+    stored_stage1, stored_stage2  the pseudo-labels the run trained with (stage 1: reliable half only)
+    source             the warm start's loaded model (--source-checkpoint), no mirroring
+    teacher            the teacher's weights (last snapshot), no mirroring = how stage 1 is labelled
+    teacher_mirrored   the same with nnU-Net's test-time mirroring
+    snapshot_mean      the mean of the K snapshots' softmax outputs
+    student            the weights after stage 1, no mirroring = how stage 2 is labelled
+    student_mirrored   the same with mirroring
+    final              the run's checkpoint_final (what one more refresh would label with)
+
+    W=/tmp/dualunc_bench/ACDC_warm_seed0/labeled_7
+    DUALUNC_ORACLE_LABELS=/work/shared/datasets/ACDC/labelsTr nnUNet_raw=$W/nnUNet_raw \\
+    .venv/bin/python benchmarks/pseudo_label_quality.py --fold-folder $W/nnUNet_results/<dataset>/<trainer>/fold_0 \\
+        --source-checkpoint <teacher's fold folder>/checkpoint_final.pth --out docs/results/<name>
+
+Dice per case = mean over the foreground classes of the volume's Dice (a class absent from both: 1). Prints and
+saves (--out) a table of mean Dice over all cases, over the reliable and the unreliable half of the run's ranking,
+and per class. The run folder and the datasets are only read.
+"""
+import argparse
+import os
+import sys
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ext_trainers"))
+from benchmark_trainers import hidden_label_file, preprocessed_hidden_label  # noqa: E402
+from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2  # noqa: E402
+
+from nnunetv2_dualunc.data.pseudo_labels import pseudo_label_from_probabilities  # noqa: E402
+from nnunetv2_dualunc.data.unlabelled_raw import find_unlabelled_cases  # noqa: E402
+from nnunetv2_dualunc.evaluation.evaluate_folders import labels_from_dataset_json  # noqa: E402
+from nnunetv2_dualunc.inference.predictors import SnapshotPredictor  # noqa: E402
+from nnunetv2_dualunc.method.ranking import RELIABLE, read_ranking  # noqa: E402
+from nnunetv2_dualunc.network.dual_decoder import strip_auxiliary_decoder  # noqa: E402
+from nnunetv2_dualunc.run_layout import pseudo_label_folder, sample_ranking_path  # noqa: E402
+from ranking_quality import FinishedRun  # noqa: E402
+from report_files import print_and_save  # noqa: E402
+
+STORED_PHASES = ("stage1", "stage2")
+
+
+def dice_per_class(prediction: np.ndarray, reference: np.ndarray, labels: Sequence[int]) -> Dict[int, float]:
+    """Volume Dice per foreground label; voxels outside the image's nonzero region (-1) count as background."""
+    prediction, reference = np.maximum(prediction, 0), np.maximum(reference, 0)
+    scores = {}
+    for label in labels:
+        predicted, true = prediction == label, reference == label
+        total = int(predicted.sum()) + int(true.sum())
+        scores[label] = 1.0 if total == 0 else 2.0 * int((predicted & true).sum()) / total
+    return scores
+
+
+def mean_probabilities(predictor: SnapshotPredictor, data: np.ndarray, weights: Sequence[dict]) -> np.ndarray:
+    """The mean softmax output of several weights (one weight: its own) on one preprocessed case."""
+    total = None
+    for w in weights:
+        probabilities = predictor.probabilities(data, w)
+        total = probabilities if total is None else total + probabilities
+    return (total / len(weights)).cpu().numpy()
+
+
+def summarise(per_case: Dict[str, Dict[int, float]], reliable: Sequence[str], names: Dict[int, str]) -> dict:
+    """Mean Dice over all cases, the reliable and the unreliable half (of the cases present), and per class."""
+    case_means = {case: float(np.mean(list(scores.values()))) for case, scores in per_case.items()}
+
+    def mean_over(cases: List[str]) -> Optional[float]:
+        return float(np.mean([case_means[c] for c in cases])) if cases else None
+
+    labels = sorted(next(iter(per_case.values())))
+    return {"cases": len(per_case), "mean_dice": mean_over(list(case_means)),
+            "mean_dice_reliable": mean_over([c for c in case_means if c in set(reliable)]),
+            "mean_dice_unreliable": mean_over([c for c in case_means if c not in set(reliable)]),
+            "mean_dice_per_class": {names.get(label, str(label)): float(np.mean([s[label] for s in per_case.values()]))
+                                    for label in labels},
+            "per_case": case_means}
+
+
+def markdown(summaries: Dict[str, dict], descriptions: Dict[str, str]) -> str:
+    def cell(value: Optional[float]) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    class_names = list(next(iter(summaries.values()))["mean_dice_per_class"])
+    lines = ["| recipe | what | cases | mean Dice | reliable half | unreliable half | "
+             + " | ".join(class_names) + " |", "|" + "---|" * (6 + len(class_names))]
+    for name, s in summaries.items():
+        lines.append(f"| {name} | {descriptions[name]} | {s['cases']} | {cell(s['mean_dice'])} | "
+                     f"{cell(s['mean_dice_reliable'])} | {cell(s['mean_dice_unreliable'])} | "
+                     + " | ".join(cell(s["mean_dice_per_class"][c]) for c in class_names) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def load_network_weights(path: str) -> dict:
+    """The main-path weights of a checkpoint or snapshot (nnUNetTrainer's or a dual-decoder run's)."""
+    return strip_auxiliary_decoder(torch.load(path, map_location="cpu", weights_only=False)["network_weights"])
+
+
+def recipes(run: FinishedRun, source_checkpoint: Optional[str]) -> Dict[str, tuple]:
+    """name -> (description, mirroring, weights loader): the ways of labelling the run's saved weights allow."""
+    schedule = run.schedule
+    found = {}
+    if source_checkpoint:
+        found["source"] = ("warm start's loaded model", False, lambda: [load_network_weights(source_checkpoint)])
+    found["teacher"] = (f"snapshot after epoch {schedule.teacher_epoch} (stage-1 labeller)", False,
+                        lambda: [run.weights(schedule.teacher_epoch)])
+    found["teacher_mirrored"] = ("teacher + test-time mirroring", True, lambda: [run.weights(schedule.teacher_epoch)])
+    found["snapshot_mean"] = (f"mean softmax of snapshots {list(schedule.snapshot_epochs)}", False,
+                              lambda: [run.weights(e) for e in schedule.snapshot_epochs])
+    if schedule.stage1_epochs:
+        found["student"] = (f"weights after epoch {schedule.student_epoch} (stage-2 labeller)", False,
+                            lambda: [run.weights(schedule.student_epoch)])
+        found["student_mirrored"] = ("student + test-time mirroring", True,
+                                     lambda: [run.weights(schedule.student_epoch)])
+    final = os.path.join(run.fold_folder, "checkpoint_final.pth")
+    if os.path.isfile(final):
+        found["final"] = ("the run's checkpoint_final", False, lambda: [load_network_weights(final)])
+    return found
+
+
+def score_recipes(run: FinishedRun, cases: Sequence[str], hidden_label: Callable[[str, tuple], np.ndarray],
+                  selected: Dict[str, tuple], labels: Sequence[int]) -> Dict[str, Dict[str, Dict[int, float]]]:
+    """Per recipe, per case: Dice per class of its labelling against the hidden label (and the stored stages)."""
+    dataset = nnUNetDatasetBlosc2(run.unlabelled_preprocessed_folder, list(cases))
+    predictors = {mirroring: SnapshotPredictor(run.network(), run.plans_manager, run.configuration_manager,
+                                               run.dataset_json, torch.device("cpu"), use_mirroring=mirroring)
+                  for mirroring in {m for _, m, _ in selected.values()}}
+    weights = {name: load() for name, (_, _, load) in selected.items()}
+    stored = {}
+    for phase in STORED_PHASES:
+        folder = pseudo_label_folder(run.fold_folder, phase)
+        present = [c for c in cases if os.path.isfile(os.path.join(folder, c + ".pkl"))]
+        stored[f"stored_{phase}"] = nnUNetDatasetBlosc2(folder, present) if present else None
+    results: Dict[str, Dict[str, Dict[int, float]]] = {name: {} for name in list(stored) + list(selected)}
+    for i, case in enumerate(cases):
+        data, nonzero, _, _ = dataset.load_case(case)
+        data, nonzero = np.asarray(data[:]), np.asarray(nonzero[:])
+        reference = hidden_label(case, data.shape[1:])
+        for name, stored_dataset in stored.items():
+            if stored_dataset is not None and case in stored_dataset.identifiers:
+                results[name][case] = dice_per_class(np.asarray(stored_dataset.load_case(case)[1][:]), reference,
+                                                     labels)
+        for name, (_, mirroring, _) in selected.items():
+            probabilities = mean_probabilities(predictors[mirroring], data, weights[name])
+            results[name][case] = dice_per_class(pseudo_label_from_probabilities(probabilities, nonzero), reference,
+                                                 labels)
+        print(f"[{i + 1}/{len(cases)}] {case}: " + ", ".join(
+            f"{n} {np.mean(list(r[case].values())):.3f}" for n, r in results.items() if case in r), flush=True)
+    return {name: r for name, r in results.items() if r}
+
+
+def main(argv: List[str] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fold-folder", required=True, help="fold folder of a finished self-training run")
+    parser.add_argument("--source-checkpoint", help="a warm start's loaded checkpoint (adds the recipe 'source')")
+    parser.add_argument("--recipes", nargs="+", help="only these recipes (default: all the run allows)")
+    parser.add_argument("--out", help="write OUT.md and OUT.json")
+    args = parser.parse_args(argv)
+    run = FinishedRun(args.fold_folder)
+    ranking = read_ranking(sample_ranking_path(run.fold_folder))
+    reliable = [r.case for r in ranking if r.subset == RELIABLE]
+    available = recipes(run, args.source_checkpoint)
+    unknown = sorted(set(args.recipes or []) - set(available))
+    if unknown:
+        raise SystemExit(f"unknown or unavailable recipe(s) {unknown}; this run allows {sorted(available)}")
+    selected = {n: r for n, r in available.items() if not args.recipes or n in args.recipes}
+    labels, names = labels_from_dataset_json(run.dataset_json)
+    raw = os.path.join(os.environ["nnUNet_raw"], run.plans_manager.dataset_name)
+    images = find_unlabelled_cases(raw, run.dataset_json)
+
+    def hidden_label(case: str, shape: tuple) -> np.ndarray:
+        return preprocessed_hidden_label(images[case], hidden_label_file(case, run.dataset_json["file_ending"]),
+                                         run.plans_manager, run.configuration_manager, run.dataset_json, shape)
+
+    scores = score_recipes(run, [r.case for r in ranking], hidden_label, selected, labels)
+    summaries = {name: summarise(per_case, reliable, {int(k): v for k, v in names.items()})
+                 for name, per_case in scores.items()}
+    descriptions = {"stored_stage1": "trained with in stage 1", "stored_stage2": "trained with in stage 2",
+                    **{n: d for n, (d, _, _) in selected.items()}}
+    data = {"fold_folder": run.fold_folder, "source_checkpoint": args.source_checkpoint,
+            "reliable_cases": len(reliable), "recipes": summaries}
+    print_and_save(f"Pseudo-label quality against the hidden labels: {run.fold_folder}\n\n"
+                   + markdown(summaries, descriptions), data, args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
