@@ -106,6 +106,16 @@ def load_network_weights(path: str) -> dict:
     return strip_auxiliary_decoder(torch.load(path, map_location="cpu", weights_only=False)["network_weights"])
 
 
+def mirroring_axes(run: FinishedRun) -> tuple:
+    """The axes nnU-Net mirrors at inference for this run, from its checkpoint (the predictor mirrors nothing
+    without them, even with use_mirroring)."""
+    for name in ("checkpoint_final.pth", "checkpoint_latest.pth"):
+        path = os.path.join(run.fold_folder, name)
+        if os.path.isfile(path):
+            return tuple(torch.load(path, map_location="cpu", weights_only=False)["inference_allowed_mirroring_axes"])
+    raise SystemExit(f"no checkpoint in {run.fold_folder}: the mirroring axes of the run are unknown")
+
+
 def recipes(run: FinishedRun, source_checkpoint: Optional[str]) -> Dict[str, tuple]:
     """name -> (description, mirroring, weights loader): the ways of labelling the run's saved weights allow."""
     schedule = run.schedule
@@ -133,7 +143,8 @@ def score_recipes(run: FinishedRun, cases: Sequence[str], hidden_label: Callable
     """Per recipe, per case: Dice per class of its labelling against the hidden label (and the stored stages)."""
     dataset = nnUNetDatasetBlosc2(run.unlabelled_preprocessed_folder, list(cases))
     predictors = {mirroring: SnapshotPredictor(run.network(), run.plans_manager, run.configuration_manager,
-                                               run.dataset_json, torch.device("cpu"), use_mirroring=mirroring)
+                                               run.dataset_json, torch.device("cpu"), use_mirroring=mirroring,
+                                               mirroring_axes=mirroring_axes(run) if mirroring else None)
                   for mirroring in {m for _, m, _ in selected.values()}}
     weights = {name: load() for name, (_, _, load) in selected.items()}
     stored = {}

@@ -37,6 +37,7 @@ torch.set_num_threads(multiprocessing.cpu_count())  # what nnUNetv2_train -devic
 trainer = get_trainer_from_args(dataset, configuration, "all", trainer_name, device=torch.device("cpu"))
 shutil.copytree(snapshots, os.path.join(trainer.output_folder, SNAPSHOT_FOLDER))
 trainer.initialize()
+trainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size()  # sets the mirroring axes, as on_train_start
 trainer._prepare_unlabelled_data()
 for phase in (Phase.STAGE1, Phase.STAGE2):
     trainer.current_epoch = trainer.stage_schedule.phase_start(phase)
@@ -112,3 +113,19 @@ def test_ranking_and_pseudo_labels_repeat_exactly_from_the_same_snapshots(planne
     assert len(scores) == 6 and min(scores) > 0 and len(set(scores)) == 6  # a real ordering, not all ties
     for stage in ("stage1", "stage2"):
         assert_same_pseudo_labels(second, first, stage)
+
+
+def test_mirrored_pseudo_labels_change_the_labels_not_the_ranking(planned_workspace, tmp_path):
+    """pseudo_label_mirroring: nnU-Net's test-time mirroring when labelling (the trainer's mirroring axes reach the
+    predictor: without them nnU-Net silently mirrors nothing); Eq. 1 is computed without it either way."""
+    snapshots = str(tmp_path / "snapshots")
+    _write_seeded_snapshots(planned_workspace, snapshots)
+    plain = rank_and_pseudo_label_from_snapshots(planned_workspace, TRAINER, snapshots, tmp_path / "plain")
+    mirrored = rank_and_pseudo_label_from_snapshots(planned_workspace, "nnUNetTrainerDualUncMirroredLabels_test",
+                                                    snapshots, tmp_path / "mirrored")
+    assert (open(os.path.join(mirrored, SAMPLE_RANKING_FILE), "rb").read()
+            == open(os.path.join(plain, SAMPLE_RANKING_FILE), "rb").read())
+    for stage in ("stage1", "stage2"):
+        found, expected = stored_pseudo_labels(mirrored, stage), stored_pseudo_labels(plain, stage)
+        assert sorted(found) == sorted(expected)
+        assert any(not np.array_equal(found[c][1], expected[c][1]) for c in expected), f"{stage}: not mirrored"

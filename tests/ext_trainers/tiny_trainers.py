@@ -19,6 +19,9 @@ from nnunetv2_dualunc.training.self_training import nnUNetTrainerSelfTraining
 
 nnUNetTrainerDualUnc_test = budget_variant(nnUNetTrainerDualUnc, "nnUNetTrainerDualUnc_test", (2, 1, 1), 2, 1,
                                            num_snapshots=2)
+nnUNetTrainerDualUncMirroredLabels_test = budget_variant(
+    nnUNetTrainerDualUnc, "nnUNetTrainerDualUncMirroredLabels_test", (2, 1, 1), 2, 1, num_snapshots=2,
+    pseudo_label_mirroring=True)
 nnUNetTrainerSelfTraining_test = budget_variant(nnUNetTrainerSelfTraining, "nnUNetTrainerSelfTraining_test",
                                                 (1, 0, 1), 2, 1)
 
