@@ -9,7 +9,8 @@ also checks that the recipe the trainer uses reproduces them.
 
 Recipes (argmax of the softmax; several weights: mean of their softmax outputs):
     stored_stage1, stored_stage2  the pseudo-labels the run trained with (stage 1: reliable half only)
-    source             the warm start's loaded model (--source-checkpoint), no mirroring
+    NAME               any model's checkpoint given as --checkpoint NAME=PATH, no mirroring (the warm start's
+                       loaded model; a control's final model: how well would it label the same cases?)
     teacher            the teacher's weights (last snapshot), no mirroring = how stage 1 is labelled
     teacher_mirrored   the same with nnU-Net's test-time mirroring
     snapshot_mean      the mean of the K snapshots' softmax outputs
@@ -20,7 +21,7 @@ Recipes (argmax of the softmax; several weights: mean of their softmax outputs):
     W=/tmp/dualunc_bench/ACDC_warm_seed0/labeled_7
     DUALUNC_ORACLE_LABELS=/work/shared/datasets/ACDC/labelsTr nnUNet_raw=$W/nnUNet_raw \\
     .venv/bin/python benchmarks/pseudo_label_quality.py --fold-folder $W/nnUNet_results/<dataset>/<trainer>/fold_0 \\
-        --source-checkpoint <teacher's fold folder>/checkpoint_final.pth --out docs/results/<name>
+        --checkpoint source=<teacher's fold folder>/checkpoint_final.pth --out docs/results/<name>
 
 Dice per case = mean over the foreground classes of the volume's Dice (a class absent from both: 1). Prints and
 saves (--out) a table of mean Dice over all cases, over the reliable and the unreliable half of the run's ranking,
@@ -116,12 +117,12 @@ def mirroring_axes(run: FinishedRun) -> tuple:
     raise SystemExit(f"no checkpoint in {run.fold_folder}: the mirroring axes of the run are unknown")
 
 
-def recipes(run: FinishedRun, source_checkpoint: Optional[str]) -> Dict[str, tuple]:
-    """name -> (description, mirroring, weights loader): the ways of labelling the run's saved weights allow."""
+def recipes(run: FinishedRun, checkpoints: Dict[str, str]) -> Dict[str, tuple]:
+    """name -> (description, mirroring, weights loader): the ways of labelling that the run's saved weights and the
+    given checkpoints (name -> path) allow."""
     schedule = run.schedule
-    found = {}
-    if source_checkpoint:
-        found["source"] = ("warm start's loaded model", False, lambda: [load_network_weights(source_checkpoint)])
+    found = {name: (f"model {path}", False, lambda path=path: [load_network_weights(path)])
+             for name, path in checkpoints.items()}
     found["teacher"] = (f"snapshot after epoch {schedule.teacher_epoch} (stage-1 labeller)", False,
                         lambda: [run.weights(schedule.teacher_epoch)])
     found["teacher_mirrored"] = ("teacher + test-time mirroring", True, lambda: [run.weights(schedule.teacher_epoch)])
@@ -173,14 +174,20 @@ def score_recipes(run: FinishedRun, cases: Sequence[str], hidden_label: Callable
 def main(argv: List[str] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fold-folder", required=True, help="fold folder of a finished self-training run")
-    parser.add_argument("--source-checkpoint", help="a warm start's loaded checkpoint (adds the recipe 'source')")
+    parser.add_argument("--checkpoint", nargs="+", default=[], metavar="NAME=PATH",
+                        help="other models' checkpoints to label with (e.g. the warm start's loaded model, a "
+                             "control's checkpoint_final.pth), each a recipe called NAME")
     parser.add_argument("--recipes", nargs="+", help="only these recipes (default: all the run allows)")
     parser.add_argument("--out", help="write OUT.md and OUT.json")
     args = parser.parse_args(argv)
     run = FinishedRun(args.fold_folder)
     ranking = read_ranking(sample_ranking_path(run.fold_folder))
     reliable = [r.case for r in ranking if r.subset == RELIABLE]
-    available = recipes(run, args.source_checkpoint)
+    checkpoints = dict(item.split("=", 1) for item in args.checkpoint)
+    missing = [path for path in checkpoints.values() if not os.path.isfile(path)]
+    if missing:
+        raise SystemExit(f"checkpoint(s) not found: {missing}")
+    available = recipes(run, checkpoints)
     unknown = sorted(set(args.recipes or []) - set(available))
     if unknown:
         raise SystemExit(f"unknown or unavailable recipe(s) {unknown}; this run allows {sorted(available)}")
@@ -198,7 +205,7 @@ def main(argv: List[str] = None) -> None:
                  for name, per_case in scores.items()}
     descriptions = {"stored_stage1": "trained with in stage 1", "stored_stage2": "trained with in stage 2",
                     **{n: d for n, (d, _, _) in selected.items()}}
-    data = {"fold_folder": run.fold_folder, "source_checkpoint": args.source_checkpoint,
+    data = {"fold_folder": run.fold_folder, "checkpoints": checkpoints,
             "reliable_cases": len(reliable), "recipes": summaries}
     print_and_save(f"Pseudo-label quality against the hidden labels: {run.fold_folder}\n\n"
                    + markdown(summaries, descriptions), data, args.out)

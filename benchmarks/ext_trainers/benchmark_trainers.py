@@ -180,11 +180,6 @@ class nnUNetTrainerDualUncWarmStartDetached(nnUNetTrainerDualUncWarmStart):
     detach_uncertainty_weight = True
 
 
-class nnUNetTrainerDualUncWarmStartMirroredLabels(nnUNetTrainerDualUncWarmStart):
-    """Warm-start DualUnc whose pseudo-labels are predicted with nnU-Net's test-time mirroring (the ranking is not)."""
-    pseudo_label_mirroring = True
-
-
 class nnUNetTrainerDualUncWarmStartNoUnlabelled(nnUNetTrainerDualUncWarmStart):
     """Ablation (diagnosis only): the warm-start DualUnc recipe with L_unsup = 0. Same network, both decoders on
     the labelled loss of Eq. 5, same phases and learning-rate restarts, but no ranking, no pseudo-labels and no
@@ -204,7 +199,6 @@ METHODS = {"supervised": None, "self_training": nnUNetTrainerSelfTraining,
            "supervised_continued": None, "dualunc_warm": nnUNetTrainerDualUncWarmStart,
            "dualunc_warm_oracle": nnUNetTrainerDualUncWarmStartOracle,
            "dualunc_warm_detached": nnUNetTrainerDualUncWarmStartDetached,
-           "dualunc_warm_mirrored": nnUNetTrainerDualUncWarmStartMirroredLabels,
            "dualunc_warm_pseudo_dice": nnUNetTrainerDualUncWarmStartPseudoDice,
            "dualunc_warm_no_unlabelled": nnUNetTrainerDualUncWarmStartNoUnlabelled}
 TRAINER_BASE_NAMES = {"supervised": "nnUNetTrainer", "self_training": "nnUNetTrainerSelfTraining",
@@ -214,7 +208,6 @@ TRAINER_BASE_NAMES = {"supervised": "nnUNetTrainer", "self_training": "nnUNetTra
                       "supervised_continued": "nnUNetTrainerContinued", "dualunc_warm": "nnUNetTrainerDualUncWarmStart",
                       "dualunc_warm_oracle": "nnUNetTrainerDualUncWarmStartOracle",
                       "dualunc_warm_detached": "nnUNetTrainerDualUncWarmStartDetached",
-                      "dualunc_warm_mirrored": "nnUNetTrainerDualUncWarmStartMirroredLabels",
                       "dualunc_warm_pseudo_dice": "nnUNetTrainerDualUncWarmStartPseudoDice",
                       "dualunc_warm_no_unlabelled": "nnUNetTrainerDualUncWarmStartNoUnlabelled"}
 #: the comparison of the paper's Table 3, run by default; the others on request (--methods)
