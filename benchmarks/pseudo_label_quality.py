@@ -121,7 +121,7 @@ def recipes(run: FinishedRun, checkpoints: Dict[str, str]) -> Dict[str, tuple]:
     """name -> (description, mirroring, weights loader): the ways of labelling that the run's saved weights and the
     given checkpoints (name -> path) allow."""
     schedule = run.schedule
-    found = {name: (f"model {path}", False, lambda path=path: [load_network_weights(path)])
+    found = {name: (f"given model {os.path.basename(os.path.dirname(os.path.dirname(path)))}", False, lambda path=path: [load_network_weights(path)])
              for name, path in checkpoints.items()}
     found["teacher"] = (f"snapshot after epoch {schedule.teacher_epoch} (stage-1 labeller)", False,
                         lambda: [run.weights(schedule.teacher_epoch)])

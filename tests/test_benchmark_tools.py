@@ -175,9 +175,16 @@ def test_compare_runs_names_a_folder_without_results(tmp_path):
 def test_warm_start_profile_methods_continue_from_its_teacher():
     for profile, teacher in benchmark_trainers.TEACHER_PROFILES.items():
         expected = benchmark_trainers.trainer_name("supervised", teacher)
-        for method in ("supervised_continued", "dualunc_warm", "dualunc_warm_oracle", "dualunc_warm_detached"):
+        for method in ("supervised_continued", "dualunc_warm", "dualunc_warm_oracle", "dualunc_warm_detached",
+                       "dualunc_warm_long_adaptation"):
             trainer = getattr(benchmark_trainers, benchmark_trainers.trainer_name(method, profile))
             assert trainer.warm_start_trainer == expected
+
+
+def test_long_adaptation_moves_half_of_each_stage_into_the_first_phase():
+    trainer = getattr(benchmark_trainers, benchmark_trainers.trainer_name("dualunc_warm_long_adaptation", "acdcCPUwarm"))
+    assert (trainer.pretrain_epochs, trainer.stage1_epochs, trainer.stage2_epochs) == (7, 3, 3)
+    assert trainer.num_snapshots == 3
 
 
 def test_oracle_trains_with_the_hidden_label_in_the_preprocessed_geometry(planned_workspace, tmp_path, monkeypatch):
