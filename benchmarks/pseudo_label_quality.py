@@ -25,15 +25,19 @@ Recipes (argmax of the softmax; several weights: mean of their softmax outputs):
 
 Dice per case = mean over the foreground classes of the volume's Dice (a class absent from both: 1). Prints and
 saves (--out) a table of mean Dice over all cases, over the reliable and the unreliable half of the run's ranking,
-and per class. The run folder and the datasets are only read.
+and per class; with --reference R, each recipe's per-case difference to recipe R (e.g. the control's final model:
+does the semi-supervised model segment the unlabelled images themselves better?). --from-json re-renders a saved
+result without predicting. The run folder and the datasets are only read.
 """
 import argparse
+import json
 import os
 import sys
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
+from scipy.stats import wilcoxon
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ext_trainers"))
 from benchmark_trainers import hidden_label_file, preprocessed_hidden_label  # noqa: E402
@@ -88,18 +92,43 @@ def summarise(per_case: Dict[str, Dict[int, float]], reliable: Sequence[str], na
             "per_case": case_means}
 
 
-def markdown(summaries: Dict[str, dict], descriptions: Dict[str, str]) -> str:
+def paired_with(summary: dict, reference: dict) -> Optional[dict]:
+    """Per-case difference to a reference recipe on the cases both scored: mean (points), cases better, Wilcoxon p."""
+    cases = sorted(set(summary["per_case"]) & set(reference["per_case"]))
+    differences = np.array([summary["per_case"][c] - reference["per_case"][c] for c in cases])
+    if not cases or not differences.any():
+        return None
+    return {"cases": len(cases), "mean_difference_points": float(100 * differences.mean()),
+            "cases_better": int((differences > 0).sum()), "wilcoxon_p": float(wilcoxon(differences).pvalue)}
+
+
+def markdown(summaries: Dict[str, dict], descriptions: Dict[str, str], reference: Optional[str] = None) -> str:
     def cell(value: Optional[float]) -> str:
         return "-" if value is None else f"{value:.4f}"
 
     class_names = list(next(iter(summaries.values()))["mean_dice_per_class"])
+    paired_header = f" minus {reference} (points) | cases better | Wilcoxon p |" if reference else ""
     lines = ["| recipe | what | cases | mean Dice | reliable half | unreliable half | "
-             + " | ".join(class_names) + " |", "|" + "---|" * (6 + len(class_names))]
+             + " | ".join(class_names) + " |" + paired_header,
+             "|" + "---|" * (6 + len(class_names) + (3 if reference else 0))]
     for name, s in summaries.items():
-        lines.append(f"| {name} | {descriptions[name]} | {s['cases']} | {cell(s['mean_dice'])} | "
-                     f"{cell(s['mean_dice_reliable'])} | {cell(s['mean_dice_unreliable'])} | "
-                     + " | ".join(cell(s["mean_dice_per_class"][c]) for c in class_names) + " |")
+        row = (f"| {name} | {descriptions.get(name, '')} | {s['cases']} | {cell(s['mean_dice'])} | "
+               f"{cell(s['mean_dice_reliable'])} | {cell(s['mean_dice_unreliable'])} | "
+               + " | ".join(cell(s["mean_dice_per_class"][c]) for c in class_names) + " |")
+        if reference:
+            paired = paired_with(s, summaries[reference])
+            row += (" - | - | - |" if paired is None else
+                    f" {paired['mean_difference_points']:+.1f} | {paired['cases_better']} / {paired['cases']} | "
+                    f"{paired['wilcoxon_p']:.3g} |")
+        lines.append(row)
     return "\n".join(lines) + "\n"
+
+
+def render(data: dict, reference: Optional[str], out: Optional[str]) -> None:
+    if reference and reference not in data["recipes"]:
+        raise SystemExit(f"--reference {reference}: no such recipe among {sorted(data['recipes'])}")
+    print_and_save(f"Pseudo-label quality against the hidden labels: {data['fold_folder']}\n\n"
+                   + markdown(data["recipes"], data["descriptions"], reference), data, out)
 
 
 def load_network_weights(path: str) -> dict:
@@ -121,8 +150,8 @@ def recipes(run: FinishedRun, checkpoints: Dict[str, str]) -> Dict[str, tuple]:
     """name -> (description, mirroring, weights loader): the ways of labelling that the run's saved weights and the
     given checkpoints (name -> path) allow."""
     schedule = run.schedule
-    found = {name: (f"given model {os.path.basename(os.path.dirname(os.path.dirname(path)))}", False, lambda path=path: [load_network_weights(path)])
-             for name, path in checkpoints.items()}
+    found = {name: (f"given model {os.path.basename(os.path.dirname(os.path.dirname(path)))}", False,
+                    lambda path=path: [load_network_weights(path)]) for name, path in checkpoints.items()}
     found["teacher"] = (f"snapshot after epoch {schedule.teacher_epoch} (stage-1 labeller)", False,
                         lambda: [run.weights(schedule.teacher_epoch)])
     found["teacher_mirrored"] = ("teacher + test-time mirroring", True, lambda: [run.weights(schedule.teacher_epoch)])
@@ -173,13 +202,19 @@ def score_recipes(run: FinishedRun, cases: Sequence[str], hidden_label: Callable
 
 def main(argv: List[str] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fold-folder", required=True, help="fold folder of a finished self-training run")
+    parser.add_argument("--fold-folder", help="fold folder of a finished self-training run")
     parser.add_argument("--checkpoint", nargs="+", default=[], metavar="NAME=PATH",
                         help="other models' checkpoints to label with (e.g. the warm start's loaded model, a "
                              "control's checkpoint_final.pth), each a recipe called NAME")
     parser.add_argument("--recipes", nargs="+", help="only these recipes (default: all the run allows)")
+    parser.add_argument("--reference", help="a recipe every other is paired with, case by case (e.g. the control)")
+    parser.add_argument("--from-json", help="no predictions: render the tables of an earlier run's OUT.json")
     parser.add_argument("--out", help="write OUT.md and OUT.json")
     args = parser.parse_args(argv)
+    if args.from_json:
+        return render(json.load(open(args.from_json)), args.reference, args.out)
+    if not args.fold_folder:
+        parser.error("--fold-folder is required (or --from-json)")
     run = FinishedRun(args.fold_folder)
     ranking = read_ranking(sample_ranking_path(run.fold_folder))
     reliable = [r.case for r in ranking if r.subset == RELIABLE]
@@ -201,14 +236,12 @@ def main(argv: List[str] = None) -> None:
                                          run.plans_manager, run.configuration_manager, run.dataset_json, shape)
 
     scores = score_recipes(run, [r.case for r in ranking], hidden_label, selected, labels)
-    summaries = {name: summarise(per_case, reliable, {int(k): v for k, v in names.items()})
-                 for name, per_case in scores.items()}
     descriptions = {"stored_stage1": "trained with in stage 1", "stored_stage2": "trained with in stage 2",
                     **{n: d for n, (d, _, _) in selected.items()}}
-    data = {"fold_folder": run.fold_folder, "checkpoints": checkpoints,
-            "reliable_cases": len(reliable), "recipes": summaries}
-    print_and_save(f"Pseudo-label quality against the hidden labels: {run.fold_folder}\n\n"
-                   + markdown(summaries, descriptions), data, args.out)
+    render({"fold_folder": run.fold_folder, "checkpoints": checkpoints, "reliable_cases": len(reliable),
+            "descriptions": descriptions,
+            "recipes": {name: summarise(per_case, reliable, names) for name, per_case in scores.items()}},
+           args.reference, args.out)
 
 
 if __name__ == "__main__":

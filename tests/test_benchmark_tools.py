@@ -260,3 +260,17 @@ def test_pseudo_label_quality_scores_volumes_per_class_and_splits_by_the_ranking
 
     mean = mean_probabilities(Fake(), None, [{"p": [0.2, 0.8]}, {"p": [0.6, 0.4]}])
     assert np.allclose(mean, [0.4, 0.6])
+
+
+def test_pseudo_label_quality_pairs_each_recipe_with_the_reference_case_by_case():
+    from pseudo_label_quality import markdown, paired_with
+
+    reference = {"per_case": {"a": 0.5, "b": 0.5, "c": 0.5}, "cases": 3, "mean_dice": 0.5, "mean_dice_reliable": 0.5,
+                 "mean_dice_unreliable": None, "mean_dice_per_class": {"RV": 0.5}}
+    better = dict(reference, per_case={"a": 0.6, "b": 0.7, "c": 0.4})
+    paired = paired_with(better, reference)
+    assert paired["cases"] == 3 and paired["cases_better"] == 2
+    assert paired["mean_difference_points"] == pytest.approx(100 * 0.2 / 3)
+    assert paired_with(reference, reference) is None  # no differences: no test
+    table = markdown({"control": reference, "final": better}, {"control": "c", "final": "f"}, reference="control")
+    assert "minus control (points)" in table and "| +6.7 | 2 / 3 |" in table
