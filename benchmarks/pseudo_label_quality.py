@@ -124,6 +124,23 @@ def markdown(summaries: Dict[str, dict], descriptions: Dict[str, str], reference
     return "\n".join(lines) + "\n"
 
 
+def side_by_side(runs: Dict[str, dict], reference: str) -> str:
+    """One row per recipe, per run its mean Dice and its paired difference to the reference (runs: label -> data)."""
+    recipes_in_order = list(dict.fromkeys(name for data in runs.values() for name in data["recipes"]))
+    lines = ["| recipe | " + " | ".join(f"{label}: mean Dice (minus {reference}, cases better)" for label in runs)
+             + " |", "|" + "---|" * (1 + len(runs))]
+    for name in recipes_in_order:
+        cells = []
+        for data in runs.values():
+            summary = data["recipes"].get(name)
+            paired = paired_with(summary, data["recipes"][reference]) if summary else None
+            cells.append("-" if summary is None else f"{summary['mean_dice']:.4f}" + (
+                "" if paired is None else f" ({paired['mean_difference_points']:+.1f}, "
+                                          f"{paired['cases_better']} / {paired['cases']})"))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def render(data: dict, reference: Optional[str], out: Optional[str]) -> None:
     if reference and reference not in data["recipes"]:
         raise SystemExit(f"--reference {reference}: no such recipe among {sorted(data['recipes'])}")
@@ -208,11 +225,21 @@ def main(argv: List[str] = None) -> None:
                              "control's checkpoint_final.pth), each a recipe called NAME")
     parser.add_argument("--recipes", nargs="+", help="only these recipes (default: all the run allows)")
     parser.add_argument("--reference", help="a recipe every other is paired with, case by case (e.g. the control)")
-    parser.add_argument("--from-json", help="no predictions: render the tables of an earlier run's OUT.json")
+    parser.add_argument("--from-json", nargs="+", metavar="OUT.json",
+                        help="no predictions: render an earlier result; several: side by side (needs --reference)")
     parser.add_argument("--out", help="write OUT.md and OUT.json")
     args = parser.parse_args(argv)
+    if args.from_json and len(args.from_json) > 1:
+        if not args.reference:
+            parser.error("side by side (several --from-json) needs --reference")
+        stems = [os.path.basename(f)[:-len(".json")] for f in args.from_json]
+        # label the runs by the words that tell them apart ("seed0", "seed1")
+        shared = os.path.commonprefix(stems).rfind("_") + 1
+        runs = {stem[shared:] or stem: json.load(open(f)) for stem, f in zip(stems, args.from_json)}
+        return print_and_save(side_by_side(runs, args.reference), {"runs": list(runs), "reference": args.reference},
+                              args.out)
     if args.from_json:
-        return render(json.load(open(args.from_json)), args.reference, args.out)
+        return render(json.load(open(args.from_json[0])), args.reference, args.out)
     if not args.fold_folder:
         parser.error("--fold-folder is required (or --from-json)")
     run = FinishedRun(args.fold_folder)

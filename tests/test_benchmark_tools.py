@@ -274,3 +274,10 @@ def test_pseudo_label_quality_pairs_each_recipe_with_the_reference_case_by_case(
     assert paired_with(reference, reference) is None  # no differences: no test
     table = markdown({"control": reference, "final": better}, {"control": "c", "final": "f"}, reference="control")
     assert "minus control (points)" in table and "| +6.7 | 2 / 3 |" in table
+    from pseudo_label_quality import side_by_side
+
+    runs = {"seed0": {"recipes": {"control": reference, "final": better}},
+            "seed1": {"recipes": {"control": reference}}}
+    rows = side_by_side(runs, "control").splitlines()
+    assert rows[0].startswith("| recipe | seed0: mean Dice (minus control")
+    assert rows[3] == "| final | 0.5000 (+6.7, 2 / 3) | - |"
