@@ -48,12 +48,13 @@ from nnunetv2_dualunc.data.unlabelled_raw import find_unlabelled_cases  # noqa: 
 from nnunetv2_dualunc.evaluation.evaluate_folders import labels_from_dataset_json  # noqa: E402
 from nnunetv2_dualunc.inference.predictors import SnapshotPredictor  # noqa: E402
 from nnunetv2_dualunc.method.ranking import RELIABLE, read_ranking  # noqa: E402
+from nnunetv2_dualunc.method.schedule import Phase  # noqa: E402
 from nnunetv2_dualunc.network.dual_decoder import strip_auxiliary_decoder  # noqa: E402
 from nnunetv2_dualunc.run_layout import pseudo_label_folder, sample_ranking_path  # noqa: E402
 from ranking_quality import FinishedRun  # noqa: E402
 from report_files import print_and_save  # noqa: E402
 
-STORED_PHASES = ("stage1", "stage2")
+STORED_PHASES = (Phase.STAGE1.value, Phase.STAGE2.value)
 
 
 def dice_per_class(prediction: np.ndarray, reference: np.ndarray, labels: Sequence[int]) -> Dict[int, float]:
