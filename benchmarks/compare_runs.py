@@ -62,6 +62,14 @@ def read_run(folder: str) -> Run:
     return Run(os.path.abspath(folder), seed, case_dice)
 
 
+def paired_case_statistics(case_differences: Sequence[float]) -> dict:
+    """Cases better than the reference, cases compared and the Wilcoxon signed-rank p of per-case differences (None
+    with fewer than two nonzero differences)."""
+    nonzero = [d for d in case_differences if d != 0]
+    return {"cases_better": sum(d > 0 for d in case_differences), "cases_compared": len(case_differences),
+            "wilcoxon_p": float(wilcoxon(nonzero).pvalue) if len(nonzero) >= 2 else None}
+
+
 def compare(runs: Sequence[Run], reference: str = "supervised") -> dict:
     """Per method: per-run mean Dice, mean/sd over runs, differences to the reference (per run and per case)."""
     methods = sorted({m for r in runs for m in r.case_dice}, key=lambda m: (m != reference, m))
@@ -81,14 +89,11 @@ def compare(runs: Sequence[Run], reference: str = "supervised") -> dict:
                     raise ValueError(f"{r.folder}: {method} and {reference} were evaluated on different cases")
                 case_differences += [r.case_dice[method][c] - r.case_dice[reference][c] for c in cases]
             run_differences = [r.mean_dice(method) - r.mean_dice(reference) for r in paired]
-            nonzero = [d for d in case_differences if d != 0]
             entry.update({
                 "difference_seeds": [r.seed for r in paired],
                 "difference_per_run": run_differences,
                 "mean_difference": statistics.fmean(run_differences),
-                "cases_better": sum(d > 0 for d in case_differences),
-                "cases_compared": len(case_differences),
-                "wilcoxon_p": float(wilcoxon(nonzero).pvalue) if len(nonzero) >= 2 else None,
+                **paired_case_statistics(case_differences),
             })
         out["methods"][method] = entry
     return out

@@ -37,7 +37,6 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-from scipy.stats import wilcoxon
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ext_trainers"))
 from benchmark_trainers import hidden_label_file, preprocessed_hidden_label  # noqa: E402
@@ -46,11 +45,13 @@ from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2  # 
 from nnunetv2_dualunc.data.pseudo_labels import pseudo_label_from_probabilities  # noqa: E402
 from nnunetv2_dualunc.data.unlabelled_raw import find_unlabelled_cases  # noqa: E402
 from nnunetv2_dualunc.evaluation.evaluate_folders import labels_from_dataset_json  # noqa: E402
+from nnunetv2_dualunc.evaluation.metrics import dice  # noqa: E402
 from nnunetv2_dualunc.inference.predictors import SnapshotPredictor  # noqa: E402
 from nnunetv2_dualunc.method.ranking import RELIABLE, read_ranking  # noqa: E402
 from nnunetv2_dualunc.method.schedule import Phase  # noqa: E402
 from nnunetv2_dualunc.network.dual_decoder import strip_auxiliary_decoder  # noqa: E402
 from nnunetv2_dualunc.run_layout import pseudo_label_folder, sample_ranking_path  # noqa: E402
+from compare_runs import paired_case_statistics  # noqa: E402
 from ranking_quality import FinishedRun  # noqa: E402
 from report_files import print_and_save  # noqa: E402
 
@@ -58,14 +59,9 @@ STORED_PHASES = (Phase.STAGE1.value, Phase.STAGE2.value)
 
 
 def dice_per_class(prediction: np.ndarray, reference: np.ndarray, labels: Sequence[int]) -> Dict[int, float]:
-    """Volume Dice per foreground label; voxels outside the image's nonzero region (-1) count as background."""
-    prediction, reference = np.maximum(prediction, 0), np.maximum(reference, 0)
-    scores = {}
-    for label in labels:
-        predicted, true = prediction == label, reference == label
-        total = int(predicted.sum()) + int(true.sum())
-        scores[label] = 1.0 if total == 0 else 2.0 * int((predicted & true).sum()) / total
-    return scores
+    """Volume Dice per foreground label (the evaluation's empty-mask policy); voxels outside the image's nonzero
+    region (-1) count as background."""
+    return {label: dice(prediction == label, reference == label) for label in labels}
 
 
 def mean_probabilities(predictor: SnapshotPredictor, data: np.ndarray, weights: Sequence[dict]) -> np.ndarray:
@@ -85,9 +81,10 @@ def summarise(per_case: Dict[str, Dict[int, float]], reliable: Sequence[str], na
         return float(np.mean([case_means[c] for c in cases])) if cases else None
 
     labels = sorted(next(iter(per_case.values())))
+    reliable = set(reliable)
     return {"cases": len(per_case), "mean_dice": mean_over(list(case_means)),
-            "mean_dice_reliable": mean_over([c for c in case_means if c in set(reliable)]),
-            "mean_dice_unreliable": mean_over([c for c in case_means if c not in set(reliable)]),
+            "mean_dice_reliable": mean_over([c for c in case_means if c in reliable]),
+            "mean_dice_unreliable": mean_over([c for c in case_means if c not in reliable]),
             "mean_dice_per_class": {names.get(label, str(label)): float(np.mean([s[label] for s in per_case.values()]))
                                     for label in labels},
             "per_case": case_means}
@@ -96,11 +93,12 @@ def summarise(per_case: Dict[str, Dict[int, float]], reliable: Sequence[str], na
 def paired_with(summary: dict, reference: dict) -> Optional[dict]:
     """Per-case difference to a reference recipe on the cases both scored: mean (points), cases better, Wilcoxon p."""
     cases = sorted(set(summary["per_case"]) & set(reference["per_case"]))
-    differences = np.array([summary["per_case"][c] - reference["per_case"][c] for c in cases])
-    if not cases or not differences.any():
+    differences = [summary["per_case"][c] - reference["per_case"][c] for c in cases]
+    if not any(differences):
         return None
-    return {"cases": len(cases), "mean_difference_points": float(100 * differences.mean()),
-            "cases_better": int((differences > 0).sum()), "wilcoxon_p": float(wilcoxon(differences).pvalue)}
+    statistics = paired_case_statistics(differences)
+    return {"cases": statistics["cases_compared"], "mean_difference_points": float(100 * np.mean(differences)),
+            "cases_better": statistics["cases_better"], "wilcoxon_p": statistics["wilcoxon_p"]}
 
 
 def markdown(summaries: Dict[str, dict], descriptions: Dict[str, str], reference: Optional[str] = None) -> str:
@@ -120,7 +118,7 @@ def markdown(summaries: Dict[str, dict], descriptions: Dict[str, str], reference
             paired = paired_with(s, summaries[reference])
             row += (" - | - | - |" if paired is None else
                     f" {paired['mean_difference_points']:+.1f} | {paired['cases_better']} / {paired['cases']} | "
-                    f"{paired['wilcoxon_p']:.3g} |")
+                    + ("-" if paired["wilcoxon_p"] is None else f"{paired['wilcoxon_p']:.3g}") + " |")
         lines.append(row)
     return "\n".join(lines) + "\n"
 

@@ -28,6 +28,14 @@ def image_diagonal(shape: Sequence[int], spacing: Sequence[float]) -> float:
     return float(np.sqrt(np.sum((np.asarray(shape, dtype=np.float64) * np.asarray(spacing, dtype=np.float64)) ** 2)))
 
 
+def dice(prediction: np.ndarray, reference: np.ndarray) -> float:
+    """Dice of two boolean masks with the empty-mask policy above (both empty: 1, exactly one empty: 0)."""
+    predicted_any, reference_any = bool(prediction.any()), bool(reference.any())
+    if predicted_any and reference_any:
+        return float(medpy_binary.dc(prediction, reference))
+    return 1.0 if predicted_any == reference_any else 0.0
+
+
 def structure_metrics(prediction: np.ndarray, reference: np.ndarray,
                       spacing: Optional[Sequence[float]] = None) -> Dict[str, object]:
     """All metrics of one structure. prediction/reference: boolean masks of equal shape; spacing: mm per voxel in
@@ -40,16 +48,15 @@ def structure_metrics(prediction: np.ndarray, reference: np.ndarray,
         raise ValueError(f"spacing {spacing} has {len(spacing)} values for a {reference.ndim}-D mask")
     spacings = {"vox": (1.0,) * reference.ndim, "mm": spacing}
     predicted_any, reference_any = bool(prediction.any()), bool(reference.any())
-    result: Dict[str, object] = {"empty": _empty_label(predicted_any, reference_any)}
+    result: Dict[str, object] = {"empty": _empty_label(predicted_any, reference_any), "dice": dice(prediction, reference)}
     if predicted_any and reference_any:
-        result["dice"] = float(medpy_binary.dc(prediction, reference))
         result["jaccard"] = float(medpy_binary.jc(prediction, reference))
         for unit, unit_spacing in spacings.items():
             for name, function in _DISTANCE_FUNCTIONS.items():
                 result[f"{name}_{unit}"] = float(function(prediction, reference, voxelspacing=unit_spacing))
         return result
     agree = not predicted_any and not reference_any
-    result["dice"] = result["jaccard"] = 1.0 if agree else 0.0
+    result["jaccard"] = 1.0 if agree else 0.0
     for unit, unit_spacing in spacings.items():
         penalty = 0.0 if agree else image_diagonal(reference.shape, unit_spacing)
         for name in DISTANCE_METRICS:
