@@ -14,9 +14,13 @@ from ssl_benchmark import BenchmarkSetup, main  # noqa: E402
 
 HIPPOCAMPUS = os.environ.get("HIPPOCAMPUS", "/work/shared/datasets/Hippocampus")
 DATASET_IDS = {"labeled_9": 509, "labeled_18": 518}
+BATCH_2 = ("3d_fullres", ("-bs", "2", "--batch-size-only"))  # nnU-Net's 3d_fullres network and patch at batch 2
 PROFILES = {  # --profile -> (trainer budget profile, configuration, derived from (base, options), device)
-    # nnU-Net's 3d_fullres network and patch at batch 2: 3x the gradient steps of batch 7 in the same CPU time
-    "cpu": ("hippoCPUbs2", "3d_fullres_bs2", ("3d_fullres", ("-bs", "2", "--batch-size-only")), "cpu"),
+    # batch 2: 3x the gradient steps of batch 7 in the same CPU time
+    "cpu": ("hippoCPUbs2", "3d_fullres_bs2", BATCH_2, "cpu"),
+    "cpu_teacher": ("hippoCPUteacher", "3d_fullres_bs2", BATCH_2, "cpu"),
+    # warm-start protocol (issue 11): trains cpu_teacher's supervised model first if it is missing
+    "cpu_warm": ("hippoCPUwarm", "3d_fullres_bs2", BATCH_2, "cpu"),
     # the first CPU profile (batch 7 as planned, 100 steps; docs/BENCHMARKS.md section 6)
     "cpu-batch7": ("hippoCPU", "3d_fullres", None, "cpu"),
     "paper": ("paper", "3d_fullres", None, "cuda"),

@@ -55,13 +55,18 @@ PROFILES: Dict[str, Tuple[int, Tuple[int, int, int], int, int]] = {
     # benchmarks/speed.py 1.06 s per supervised step, 1.86 / 4.36 s per DualUnc pre-training / stage step: 360 steps,
     # DualUnc ~27 min with ranking and pseudo-labelling (171 cases x 5 snapshots ~4 min)
     "hippoCPUbs2": (36, (18, 9, 9), 10, 2),
+    # Hippocampus 3d_fullres_bs2, supervised only, the warm-start teacher (as acdcCPUteacher): 1200 steps, ~23 min
+    "hippoCPUteacher": (24, (1, 0, 23), 50, 5),
+    # the warm-start protocol on Hippocampus: 260 more steps per method (about a fifth of the teacher's, as on ACDC);
+    # DualUnc ~21 min with the ranking of 171 cases x 3 snapshots and two pseudo-labellings
+    "hippoCPUwarm": (13, (3, 5, 5), 20, 2),
     # benchmarks/gpu_calibration.py: long enough to time each phase (K = 5 snapshots need 5 pre-training epochs)
     "gpuCal": (9, (5, 2, 2), 50, 5),
 }
 
 
 #: warm-start profile -> the profile whose supervised model every method of it starts from
-TEACHER_PROFILES: Dict[str, str] = {"acdcCPUwarm": "acdcCPUteacher"}
+TEACHER_PROFILES: Dict[str, str] = {"acdcCPUwarm": "acdcCPUteacher", "hippoCPUwarm": "hippoCPUteacher"}
 
 
 def seed_everything() -> int:
