@@ -15,11 +15,12 @@ from ssl_benchmark import BenchmarkSetup, main  # noqa: E402
 
 ACDC = os.environ.get("ACDC", "/work/shared/datasets/ACDC")
 DATASET_IDS = {"labeled_3": 503, "labeled_7": 507, "labeled_14": 514}
+BATCH_8 = ("2d", ("-bs", "8"))  # 2d_cpu: nnU-Net's 2d configuration at batch 8
 PROFILES = {  # --profile -> (trainer budget profile, configuration, derived from (base, options), device)
-    "cpu": ("acdcCPU", "2d_cpu", ("2d", ("-bs", "8")), "cpu"),
-    "cpu_teacher": ("acdcCPUteacher", "2d_cpu", ("2d", ("-bs", "8")), "cpu"),
+    "cpu": ("acdcCPU", "2d_cpu", BATCH_8, "cpu"),
+    "cpu_teacher": ("acdcCPUteacher", "2d_cpu", BATCH_8, "cpu"),
     # warm-start protocol (issue 11): trains cpu_teacher's supervised model first if it is missing
-    "cpu_warm": ("acdcCPUwarm", "2d_cpu", ("2d", ("-bs", "8")), "cpu"),
+    "cpu_warm": ("acdcCPUwarm", "2d_cpu", BATCH_8, "cpu"),
     "gpu": ("acdcGPU", "2d", None, "cuda"),
     "paper": ("paper", "2d", None, "cuda"),
 }
