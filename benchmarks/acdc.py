@@ -21,6 +21,7 @@ PROFILES = {  # --profile -> (trainer budget profile, configuration, derived fro
     "cpu_teacher": ("acdcCPUteacher", "2d_cpu", BATCH_8, "cpu"),
     # warm-start protocol (issue 11): trains cpu_teacher's supervised model first if it is missing
     "cpu_warm": ("acdcCPUwarm", "2d_cpu", BATCH_8, "cpu"),
+    "cpu_warm_long": ("acdcCPUwarmLong", "2d_cpu", BATCH_8, "cpu"),  # the same, each stage twice as long
     "gpu": ("acdcGPU", "2d", None, "cuda"),
     "paper": ("paper", "2d", None, "cuda"),
 }

@@ -46,6 +46,9 @@ PROFILES: Dict[str, Tuple[int, Tuple[int, int, int], int, int]] = {
     # adaptation phase with K = 3 snapshots, one per epoch, + stage 1 + stage 2); sized so that both methods of one
     # seed take ~45 min on 2 cores (a DualUnc stage step with its pseudo-labelled batch costs ~3 supervised steps)
     "acdcCPUwarm": (13, (3, 5, 5), 50, 5),
+    # the same protocol with each stage twice as long (1150 steps): does the gain from the unlabelled data grow with
+    # the steps spent on it? (the product trains 25 + 200 + 200 epochs; the oracle gains +7.4 within 650 steps)
+    "acdcCPUwarmLong": (23, (3, 10, 10), 50, 5),
     # the paper: 200 epochs per phase
     "paper": (600, (200, 200, 200), 250, 50),
     # Hippocampus 3d_fullres on 2 CPU cores (batch 7, 40x56x40 patch: ~5.4 s per supervised step): 100 steps, sized
@@ -66,7 +69,8 @@ PROFILES: Dict[str, Tuple[int, Tuple[int, int, int], int, int]] = {
 
 
 #: warm-start profile -> the profile whose supervised model every method of it starts from
-TEACHER_PROFILES: Dict[str, str] = {"acdcCPUwarm": "acdcCPUteacher", "hippoCPUwarm": "hippoCPUteacher"}
+TEACHER_PROFILES: Dict[str, str] = {"acdcCPUwarm": "acdcCPUteacher", "acdcCPUwarmLong": "acdcCPUteacher",
+                                    "hippoCPUwarm": "hippoCPUteacher"}
 
 
 def seed_everything() -> int:
