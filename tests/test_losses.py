@@ -161,3 +161,30 @@ def test_pseudo_dice_trainers_add_nnunets_dice_to_eq4_at_every_scale(planned_wor
                    for w, m, a, t in zip(weights, main, aux, target))
     assert with_dice(main, aux, target).item() == pytest.approx(expected.item(), rel=1e-5)
     assert with_dice(main, aux, target).item() != pytest.approx(eq4(main, aux, target).item(), rel=1e-3)
+
+
+def test_labelled_loss_is_eq5_halved_unless_summed_as_nnunet(planned_workspace, monkeypatch):
+    """Eq. 5's (Dice + CE) / 2 by default; labelled_loss_weight = 1.0 gives exactly nnUNetTrainer's labelled loss."""
+    from batchgenerators.utilities.file_and_folder_operations import load_json
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
+    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(name, planned_workspace.env[name])
+    folder = os.path.join(planned_workspace.env["nnUNet_preprocessed"], planned_workspace.dataset)
+    plans = dict(load_json(os.path.join(folder, "nnUNetPlans.json")), continue_training=False)
+    dataset_json = load_json(os.path.join(folder, "dataset.json"))
+
+    class Summed(nnUNetTrainerDualUnc):
+        labelled_loss_weight = 1.0
+
+    def labelled_loss(trainer_class):
+        return trainer_class(dict(plans), "2d", 0, dataset_json, torch.device("cpu"))._build_loss()
+
+    torch.manual_seed(0)
+    scales = [(32, 32), (16, 16)]
+    output = [torch.randn(2, 3, *s) for s in scales]
+    target = [torch.randint(0, 3, (2, 1, *s)).float() for s in scales]
+    nnunet = labelled_loss(nnUNetTrainer)(output, target).item()
+    assert labelled_loss(Summed)(output, target).item() == pytest.approx(nnunet, rel=1e-5)
+    assert labelled_loss(nnUNetTrainerDualUnc)(output, target).item() == pytest.approx(nnunet / 2, rel=1e-5)

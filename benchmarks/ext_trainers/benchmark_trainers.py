@@ -203,6 +203,12 @@ class nnUNetTrainerDualUncWarmStartNoUnlabelled(nnUNetTrainerDualUncWarmStart):
         self.print_to_log_file(f"phase '{phase.value}' at epoch {self.current_epoch}: no unlabelled cases (ablation)")
 
 
+class nnUNetTrainerDualUncWarmStartSummedLoss(nnUNetTrainerDualUncWarmStart):
+    """Ablation of Eq. 5's scale (issue 11, "loss scale"): Dice + CE summed on labelled cases as nnUNetTrainer and
+    the supervised-continued control do, instead of (Dice + CE) / 2; everything else as the warm start."""
+    labelled_loss_weight = 1.0
+
+
 def _longer_adaptation(pretrain: int, stage1: int, stage2: int) -> Tuple[int, int, int]:
     """Half of each stage's epochs moved into the first phase, same total (acdcCPUwarm: 3 + 5 + 5 -> 7 + 3 + 3): the
     teacher trains longer before it labels. Why: its pseudo-labels of the unlabelled cases score below what the
@@ -223,7 +229,8 @@ METHODS = {"supervised": None, "self_training": nnUNetTrainerSelfTraining,
            "dualunc_warm_detached": nnUNetTrainerDualUncWarmStartDetached,
            "dualunc_warm_pseudo_dice": nnUNetTrainerDualUncWarmStartPseudoDice,
            "dualunc_warm_no_unlabelled": nnUNetTrainerDualUncWarmStartNoUnlabelled,
-           "dualunc_warm_long_adaptation": nnUNetTrainerDualUncWarmStart}
+           "dualunc_warm_long_adaptation": nnUNetTrainerDualUncWarmStart,
+           "dualunc_warm_summed_loss": nnUNetTrainerDualUncWarmStartSummedLoss}
 TRAINER_BASE_NAMES = {"supervised": "nnUNetTrainer", "self_training": "nnUNetTrainerSelfTraining",
                       "sample_sorting": "nnUNetTrainerSelfTrainingSS", "dualunc": "nnUNetTrainerDualUnc",
                       "dualunc_light_aux": "nnUNetTrainerDualUncLightAux", "dualunc_fg_rank": "nnUNetTrainerDualUncFgRank",
@@ -233,7 +240,8 @@ TRAINER_BASE_NAMES = {"supervised": "nnUNetTrainer", "self_training": "nnUNetTra
                       "dualunc_warm_detached": "nnUNetTrainerDualUncWarmStartDetached",
                       "dualunc_warm_pseudo_dice": "nnUNetTrainerDualUncWarmStartPseudoDice",
                       "dualunc_warm_no_unlabelled": "nnUNetTrainerDualUncWarmStartNoUnlabelled",
-                      "dualunc_warm_long_adaptation": "nnUNetTrainerDualUncWarmStartLongAdaptation"}
+                      "dualunc_warm_long_adaptation": "nnUNetTrainerDualUncWarmStartLongAdaptation",
+                      "dualunc_warm_summed_loss": "nnUNetTrainerDualUncWarmStartSummedLoss"}
 #: the comparison of the paper's Table 3, run by default; the others on request (--methods)
 PAPER_METHODS = ("supervised", "self_training", "sample_sorting", "dualunc")
 

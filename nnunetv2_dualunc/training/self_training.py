@@ -54,6 +54,10 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
     # nnU-Net's test-time mirroring when pseudo-labelling (~2^d times slower). The ranking never mirrors: Eq. 1
     # compares snapshots with each other under identical conditions either way
     pseudo_label_mirroring: bool = False
+    # --- supervised loss ---------------------------------------------------------------------------------------
+    # weight of each of Dice and CE on labelled cases: 0.5 is Eq. 5's (Dice + CE) / 2; nnU-Net sums them (1.0), so
+    # at one learning rate Eq. 5 halves the labelled step of each decoder
+    labelled_loss_weight: float = 0.5
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -78,10 +82,10 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
         return optimizer, PhasePolyLRScheduler(optimizer, self.initial_lr, self.stage_schedule)
 
     def _build_loss(self):
-        """Eq. 5: (Dice + CE) / 2 on labelled cases (nnU-Net's default sums them)."""
+        """Eq. 5: (Dice + CE) / 2 on labelled cases (nnU-Net's default sums them; labelled_loss_weight)."""
         loss = super()._build_loss()
         compound = loss.loss if isinstance(loss, DeepSupervisionWrapper) else loss
-        compound.weight_ce = compound.weight_dice = 0.5
+        compound.weight_ce = compound.weight_dice = self.labelled_loss_weight
         return loss
 
     def prepare_training_data(self) -> None:
