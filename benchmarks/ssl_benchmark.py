@@ -171,6 +171,34 @@ class BenchmarkRun:
         timings["write_splits"] = self._run(["nnunetv2_dualunc", "write-ssl-splits", "-d", d], "prepare.log")
         self._save_state("prepare", {"settings": wanted, "timings_s": {k: round(v, 1) for k, v in timings.items()}})
 
+    def adopt_teacher(self, source_work: str) -> None:
+        """Start this work folder from another one's dataset, plans and warm-start teacher (one teacher, several
+        seeds of the continuation: each seed then pairs its methods on the very same checkpoint). Copies nnU-Net's
+        raw and preprocessed dataset, the teacher's model folder and their state files; a folder that already
+        has its teacher is left alone, so a resumed command does nothing here."""
+        teacher_profile = TEACHER_PROFILES.get(self.setup.profile)
+        if teacher_profile is None:
+            raise SystemExit(f"--teacher-from needs a warm-start profile ({', '.join(TEACHER_PROFILES)}); "
+                             f"{self.setup.profile} trains its methods from scratch")
+        source = os.path.abspath(source_work)
+        teacher_model = os.path.dirname(self._fold_folder("supervised", teacher_profile))
+        source_model = os.path.join(source, os.path.relpath(teacher_model, self.work))
+        if os.path.isfile(os.path.join(teacher_model, "fold_0", "checkpoint_final.pth")) and self._state("prepare"):
+            return
+        if not os.path.isfile(os.path.join(source_model, "fold_0", "checkpoint_final.pth")):
+            raise SystemExit(f"--teacher-from {source}: no finished teacher in {source_model}; train it first with "
+                             f"the same command, --profile of {teacher_profile} and --methods supervised, and "
+                             f"--work at that folder's parent")
+        if self._state("prepare"):
+            raise SystemExit(f"--teacher-from: {self.work} already holds a prepared dataset; give --work a new folder")
+        # an interrupted copy is completed by the next command (dirs_exist_ok)
+        for data in ("nnUNet_raw", "nnUNet_preprocessed"):
+            shutil.copytree(os.path.join(source, data, self.dataset_folder),
+                            os.path.join(self.env[data], self.dataset_folder), dirs_exist_ok=True)
+        shutil.copytree(source_model, teacher_model, dirs_exist_ok=True)
+        for name in ("supervised", "prepare"):  # prepare last: with the teacher's weights it marks a finished copy
+            shutil.copy2(os.path.join(source, "state", f"{name}.json"), self._state_file(name))
+
     def _fold_folder(self, method: str, profile: Optional[str] = None) -> str:
         trainer = trainer_name(method, profile or self.setup.profile)
         return os.path.join(self.env["nnUNet_results"], self.dataset_folder,
@@ -294,6 +322,9 @@ def main(make_setup: Callable[[str, str], BenchmarkSetup], labelled_keys: Sequen
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default=None,
                         help="work folder (default /tmp/dualunc_bench/<dataset>_<profile>_seed<seed>/<subset>)")
+    parser.add_argument("--teacher-from", default=None, metavar="WORK",
+                        help="warm-start profiles: copy the dataset, plans and teacher of another run's work folder "
+                             "(its --work) into a new one, so that another seed continues the same teacher")
     parser.add_argument("--np", type=int, default=2, help="processes for preprocessing and evaluation")
     parser.add_argument("--da", type=int, default=2, help="nnUNet_n_proc_DA while training")
     args = parser.parse_args(argv)
@@ -301,4 +332,7 @@ def main(make_setup: Callable[[str, str], BenchmarkSetup], labelled_keys: Sequen
     for key in args.labelled:
         setup = make_setup(key, args.profile)
         root = args.work or os.path.join("/tmp/dualunc_bench", f"{setup.dataset_name}_{args.profile}_seed{args.seed}")
-        BenchmarkRun(setup, os.path.join(root, key), args.seed, args.np, args.da).run(args.methods)
+        run = BenchmarkRun(setup, os.path.join(root, key), args.seed, args.np, args.da)
+        if args.teacher_from:
+            run.adopt_teacher(os.path.join(args.teacher_from, key))
+        run.run(args.methods)

@@ -281,3 +281,42 @@ def test_pseudo_label_quality_pairs_each_recipe_with_the_reference_case_by_case(
     rows = side_by_side(runs, "control").splitlines()
     assert rows[0].startswith("| recipe | seed0: mean Dice (minus control")
     assert rows[3] == "| final | 0.5000 (+6.7, 2 / 3) | - |"
+
+
+def _fake_work_folder(root, with_teacher=True):
+    """The files of a finished warm-start teacher run as the runner leaves them (contents are placeholders)."""
+    dataset = "Dataset507_ACDC_labeled_7"
+    files = {f"nnUNet_raw/{dataset}/dataset.json": "{}", f"nnUNet_preprocessed/{dataset}/nnUNetPlans.json": "{}",
+             "state/prepare.json": '{"settings": {}}', "state/supervised.json": '{"trained": true}'}
+    if with_teacher:
+        files[f"nnUNet_results/{dataset}/nnUNetTrainer_acdcCPUteacher__nnUNetPlans__2d_cpu/fold_0/"
+              f"checkpoint_final.pth"] = "weights"
+    for relative, text in files.items():
+        os.makedirs(os.path.dirname(os.path.join(root, relative)), exist_ok=True)
+        with open(os.path.join(root, relative), "w") as f:
+            f.write(text)
+    return files
+
+
+def test_teacher_from_copies_dataset_plans_and_teacher_into_a_new_work_folder(tmp_path):
+    import acdc
+    from ssl_benchmark import BenchmarkRun
+
+    files = _fake_work_folder(str(tmp_path / "seed0"))
+    run = BenchmarkRun(acdc.make_setup("labeled_7", "cpu_warm"), str(tmp_path / "seed1"), 1, 1, 1)
+    run.adopt_teacher(str(tmp_path / "seed0"))
+    for relative, text in files.items():
+        assert open(tmp_path / "seed1" / relative).read() == text
+    run.adopt_teacher(str(tmp_path / "seed0"))  # a resumed command: nothing to do, no error
+
+    with pytest.raises(SystemExit, match="no finished teacher"):
+        _fake_work_folder(str(tmp_path / "untrained"), with_teacher=False)
+        BenchmarkRun(acdc.make_setup("labeled_7", "cpu_warm"), str(tmp_path / "x"), 1, 1, 1).adopt_teacher(
+            str(tmp_path / "untrained"))
+    prepared = BenchmarkRun(acdc.make_setup("labeled_7", "cpu_warm"), str(tmp_path / "prepared"), 1, 1, 1)
+    _fake_work_folder(str(tmp_path / "prepared"), with_teacher=False)
+    with pytest.raises(SystemExit, match="already holds a prepared dataset"):
+        prepared.adopt_teacher(str(tmp_path / "seed0"))
+    with pytest.raises(SystemExit, match="warm-start profile"):
+        BenchmarkRun(acdc.make_setup("labeled_7", "cpu"), str(tmp_path / "y"), 1, 1, 1).adopt_teacher(
+            str(tmp_path / "seed0"))
