@@ -126,23 +126,31 @@ def test_dice_term_skips_ignored_voxels_and_its_weight_has_no_gradient():
     assert torch.allclose(with_dice_grad, eq4_grad, atol=1e-6)
 
 
-@pytest.mark.parametrize("trainer_name", ["nnUNetTrainerDualUncPseudoDice", "nnUNetTrainerDualUncWarmStartPseudoDice"])
-def test_pseudo_dice_trainers_add_nnunets_dice_to_eq4_at_every_scale(planned_workspace, monkeypatch, trainer_name):
-    """The trainers' pseudo-label loss is Eq. 4 + the weighted Dice, with the labelled loss's Dice settings, under
-    nnU-Net's deep-supervision weights; nnUNetTrainerDualUnc keeps Eq. 4 alone."""
+def _trainer_factory(planned_workspace, monkeypatch):
+    """trainer_class -> a trainer of the planned synthetic dataset's 2d configuration on the CPU."""
     from batchgenerators.utilities.file_and_folder_operations import load_json
-    from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 
-    from nnunetv2_dualunc.training import dualunc_pseudo_dice
-    from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
     for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         monkeypatch.setenv(name, planned_workspace.env[name])
     folder = os.path.join(planned_workspace.env["nnUNet_preprocessed"], planned_workspace.dataset)
     plans = dict(load_json(os.path.join(folder, "nnUNetPlans.json")), continue_training=False)
     dataset_json = load_json(os.path.join(folder, "dataset.json"))
 
+    return lambda trainer_class: trainer_class(dict(plans), "2d", 0, dataset_json, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("trainer_name", ["nnUNetTrainerDualUncPseudoDice", "nnUNetTrainerDualUncWarmStartPseudoDice"])
+def test_pseudo_dice_trainers_add_nnunets_dice_to_eq4_at_every_scale(planned_workspace, monkeypatch, trainer_name):
+    """The trainers' pseudo-label loss is Eq. 4 + the weighted Dice, with the labelled loss's Dice settings, under
+    nnU-Net's deep-supervision weights; nnUNetTrainerDualUnc keeps Eq. 4 alone."""
+    from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
+
+    from nnunetv2_dualunc.training import dualunc_pseudo_dice
+    from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
+    make_trainer = _trainer_factory(planned_workspace, monkeypatch)
+
     def unsupervised_loss(trainer_class):
-        trainer = trainer_class(dict(plans), "2d", 0, dataset_json, torch.device("cpu"))
+        trainer = make_trainer(trainer_class)
         trainer._build_loss()
         return trainer, trainer.unsupervised_loss
 
@@ -165,21 +173,16 @@ def test_pseudo_dice_trainers_add_nnunets_dice_to_eq4_at_every_scale(planned_wor
 
 def test_labelled_loss_is_eq5_halved_unless_summed_as_nnunet(planned_workspace, monkeypatch):
     """Eq. 5's (Dice + CE) / 2 by default; labelled_loss_weight = 1.0 gives exactly nnUNetTrainer's labelled loss."""
-    from batchgenerators.utilities.file_and_folder_operations import load_json
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
     from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
-    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-        monkeypatch.setenv(name, planned_workspace.env[name])
-    folder = os.path.join(planned_workspace.env["nnUNet_preprocessed"], planned_workspace.dataset)
-    plans = dict(load_json(os.path.join(folder, "nnUNetPlans.json")), continue_training=False)
-    dataset_json = load_json(os.path.join(folder, "dataset.json"))
+    make_trainer = _trainer_factory(planned_workspace, monkeypatch)
 
     class Summed(nnUNetTrainerDualUnc):
         labelled_loss_weight = 1.0
 
     def labelled_loss(trainer_class):
-        return trainer_class(dict(plans), "2d", 0, dataset_json, torch.device("cpu"))._build_loss()
+        return make_trainer(trainer_class)._build_loss()
 
     torch.manual_seed(0)
     scales = [(32, 32), (16, 16)]
