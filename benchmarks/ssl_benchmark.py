@@ -307,8 +307,8 @@ class BenchmarkRun:
             return []
         epochs, _, iterations, _ = PROFILES[teacher]
         return [f"- warm start: every method starts from the checkpoint_final.pth of the row 'teacher' "
-                f"({trainer_name('supervised', teacher)}, {epochs * iterations} supervised steps, trained in this folder "
-                f"or copied from another seed's with --teacher-from); the steps above come on top of it"]
+                f"({trainer_name('supervised', teacher)}, {epochs * iterations} supervised steps, trained in this "
+                f"folder or copied from another seed's with --teacher-from); the steps above come on top of it"]
 
 
 def main(make_setup: Callable[[str, str], BenchmarkSetup], labelled_keys: Sequence[str], profiles: Sequence[str],
