@@ -183,13 +183,15 @@ class BenchmarkRun:
         source = os.path.abspath(source_work)
         teacher_model = os.path.dirname(self._fold_folder("supervised", teacher_profile))
         source_model = os.path.join(source, os.path.relpath(teacher_model, self.work))
-        if os.path.isfile(os.path.join(teacher_model, "fold_0", "checkpoint_final.pth")) and self._state("prepare"):
+        final_checkpoint = os.path.join("fold_0", "checkpoint_final.pth")
+        prepared = bool(self._state("prepare"))
+        if prepared and os.path.isfile(os.path.join(teacher_model, final_checkpoint)):
             return
-        if not os.path.isfile(os.path.join(source_model, "fold_0", "checkpoint_final.pth")):
+        if not os.path.isfile(os.path.join(source_model, final_checkpoint)):
             raise SystemExit(f"--teacher-from {source}: no finished teacher in {source_model}; train it first with "
                              f"the same command, --profile of {teacher_profile} and --methods supervised, and "
                              f"--work at that folder's parent")
-        if self._state("prepare"):
+        if prepared:
             raise SystemExit(f"--teacher-from: {self.work} already holds a prepared dataset; give --work a new folder")
         # an interrupted copy is completed by the next command (dirs_exist_ok)
         for data in ("nnUNet_raw", "nnUNet_preprocessed"):

@@ -309,8 +309,8 @@ def test_teacher_from_copies_dataset_plans_and_teacher_into_a_new_work_folder(tm
         assert open(tmp_path / "seed1" / relative).read() == text
     run.adopt_teacher(str(tmp_path / "seed0"))  # a resumed command: nothing to do, no error
 
+    _fake_work_folder(str(tmp_path / "untrained"), with_teacher=False)
     with pytest.raises(SystemExit, match="no finished teacher"):
-        _fake_work_folder(str(tmp_path / "untrained"), with_teacher=False)
         BenchmarkRun(acdc.make_setup("labeled_7", "cpu_warm"), str(tmp_path / "x"), 1, 1, 1).adopt_teacher(
             str(tmp_path / "untrained"))
     prepared = BenchmarkRun(acdc.make_setup("labeled_7", "cpu_warm"), str(tmp_path / "prepared"), 1, 1, 1)
