@@ -72,6 +72,16 @@ def test_learning_rate_restarts_each_phase():
     assert scheduler.get_last_lr() == [lrs[-1]]
 
 
+def test_one_learning_rate_decay_over_all_phases_when_restarts_are_off():
+    """restart_each_phase=False (the schedule ablation): nnU-Net's poly decay over the total, phases ignored."""
+    s = StageSchedule(4, 2, 2, num_snapshots=2)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = PhasePolyLRScheduler(optimizer, 0.01, s, restart_each_phase=False)
+    assert [scheduler.lr_at(e) for e in range(8)] == pytest.approx([0.01 * (1 - e / 8) ** 0.9 for e in range(8)])
+    scheduler.step(5)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * (3 / 8) ** 0.9)
+
+
 def test_a_trainer_with_the_old_snapshot_attribute_name_is_refused(planned_workspace, monkeypatch):
     """`snapshot_epochs` was renamed `explicit_snapshot_epochs`: a subclass still setting it would silently get the
     default spread of snapshots."""

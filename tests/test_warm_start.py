@@ -156,6 +156,17 @@ def test_control_refuses_phases_that_do_not_add_up_to_its_epochs():
         control.configure_optimizers()
 
 
+def test_control_with_restarts_off_decays_once_over_its_phases():
+    from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
+
+    control = object.__new__(nnUNetTrainerContinued)
+    control.network, control.initial_lr, control.weight_decay = torch.nn.Linear(1, 1), 0.01, 3e-5
+    control.lr_phases, control.num_epochs, control.lr_restart_each_phase = (2, 1, 1), 4, False
+    _, scheduler = control.configure_optimizers()
+    assert [scheduler.lr_at(epoch) for epoch in range(4)] == pytest.approx([0.01 * (1 - e / 4) ** 0.9
+                                                                            for e in range(4)])
+
+
 @pytest.mark.parametrize("content", [b"not a checkpoint", None])
 def test_unreadable_checkpoint_is_named(planned_workspace, tmp_path, content):
     ws = planned_workspace

@@ -107,11 +107,11 @@ def _variant(method: str, profile: str) -> type:
     """The trainer of one method at one profile's budget (benchmark seed first), named trainer_name(...)."""
     epochs, (pretrain, stage1, stage2), iterations, val_iterations = PROFILES[profile]
     name, base = trainer_name(method, profile), METHODS[method]
-    if method == "supervised":
+    if base is None:  # supervised
         return budget_variant(_seeded(nnUNetTrainer), name, epochs, iterations, val_iterations, module=__name__)
-    if method == "supervised_continued":  # the same phases as the semi-supervised methods of the profile
+    if issubclass(base, nnUNetTrainerContinued):  # the same phases as the semi-supervised methods of the profile
         assert pretrain + stage1 + stage2 == epochs
-        return budget_variant(_seeded(nnUNetTrainerContinued), name, epochs, iterations, val_iterations,
+        return budget_variant(_seeded(base), name, epochs, iterations, val_iterations,
                               module=__name__, lr_phases=(pretrain, stage1, stage2),
                               warm_start_trainer=_teacher_trainer(profile))
     if base is nnUNetTrainerSelfTraining:  # plain self-training has no ranking, hence no stage 1
@@ -217,6 +217,17 @@ class nnUNetTrainerDualUncWarmStartMirroredLabels(nnUNetTrainerDualUncWarmStart)
     pseudo_label_mirroring = True
 
 
+class nnUNetTrainerContinuedOneLRDecay(nnUNetTrainerContinued):
+    """The control of the schedule ablation: supervised-continued with one poly decay over all its epochs."""
+    lr_restart_each_phase = False
+
+
+class nnUNetTrainerDualUncWarmStartOneLRDecay(nnUNetTrainerDualUncWarmStart):
+    """Schedule ablation (issue 11): the warm start with one poly decay over all phases instead of a restart at each
+    phase; the restarts shake a student initialised from a good teacher, one decay labels before the rate annealed."""
+    lr_restart_each_phase = False
+
+
 def _longer_adaptation(pretrain: int, stage1: int, stage2: int) -> Tuple[int, int, int]:
     """Half of each stage's epochs moved into the first phase, same total (acdcCPUwarm: 3 + 5 + 5 -> 7 + 3 + 3): the
     teacher trains longer before it labels. Why: its pseudo-labels of the unlabelled cases score below what the
@@ -232,14 +243,17 @@ METHODS = {"supervised": None, "self_training": nnUNetTrainerSelfTraining,
            "dualunc_light_aux": nnUNetTrainerDualUncLightAux, "dualunc_fg_rank": nnUNetTrainerDualUncFgRank,
            "dualunc_step_matched": nnUNetTrainerDualUncStepMatched,
            # warm-start profiles only (TEACHER_PROFILES): both start from the profile's supervised teacher
-           "supervised_continued": None, "dualunc_warm": nnUNetTrainerDualUncWarmStart,
+           "supervised_continued": nnUNetTrainerContinued, "dualunc_warm": nnUNetTrainerDualUncWarmStart,
            "dualunc_warm_oracle": nnUNetTrainerDualUncWarmStartOracle,
            "dualunc_warm_detached": nnUNetTrainerDualUncWarmStartDetached,
            "dualunc_warm_pseudo_dice": nnUNetTrainerDualUncWarmStartPseudoDice,
            "dualunc_warm_no_unlabelled": nnUNetTrainerDualUncWarmStartNoUnlabelled,
            "dualunc_warm_long_adaptation": nnUNetTrainerDualUncWarmStart,
            "dualunc_warm_summed_loss": nnUNetTrainerDualUncWarmStartSummedLoss,
-           "dualunc_warm_mirrored_labels": nnUNetTrainerDualUncWarmStartMirroredLabels}
+           "dualunc_warm_mirrored_labels": nnUNetTrainerDualUncWarmStartMirroredLabels,
+           # the schedule ablation: a control and a warm start with one learning-rate decay over all phases
+           "supervised_continued_one_lr_decay": nnUNetTrainerContinuedOneLRDecay,
+           "dualunc_warm_one_lr_decay": nnUNetTrainerDualUncWarmStartOneLRDecay}
 TRAINER_BASE_NAMES = {"supervised": "nnUNetTrainer", "self_training": "nnUNetTrainerSelfTraining",
                       "sample_sorting": "nnUNetTrainerSelfTrainingSS", "dualunc": "nnUNetTrainerDualUnc",
                       "dualunc_light_aux": "nnUNetTrainerDualUncLightAux", "dualunc_fg_rank": "nnUNetTrainerDualUncFgRank",
@@ -251,7 +265,9 @@ TRAINER_BASE_NAMES = {"supervised": "nnUNetTrainer", "self_training": "nnUNetTra
                       "dualunc_warm_no_unlabelled": "nnUNetTrainerDualUncWarmStartNoUnlabelled",
                       "dualunc_warm_long_adaptation": "nnUNetTrainerDualUncWarmStartLongAdaptation",
                       "dualunc_warm_summed_loss": "nnUNetTrainerDualUncWarmStartSummedLoss",
-                      "dualunc_warm_mirrored_labels": "nnUNetTrainerDualUncWarmStartMirroredLabels"}
+                      "dualunc_warm_mirrored_labels": "nnUNetTrainerDualUncWarmStartMirroredLabels",
+                      "supervised_continued_one_lr_decay": "nnUNetTrainerContinuedOneLRDecay",
+                      "dualunc_warm_one_lr_decay": "nnUNetTrainerDualUncWarmStartOneLRDecay"}
 #: the comparison of the paper's Table 3, run by default; the others on request (--methods)
 PAPER_METHODS = ("supervised", "self_training", "sample_sorting", "dualunc")
 

@@ -117,22 +117,29 @@ class StageSchedule:
 
 
 class PhasePolyLRScheduler:
-    """nnU-Net's poly learning-rate decay, restarted at the start of every phase.
+    """nnU-Net's poly learning-rate decay, restarted at the start of every phase (restart_each_phase=False: one
+    decay over the whole schedule, as nnU-Net's PolyLRScheduler over all epochs).
 
     In the paper every phase is a full training run (200 epochs each); a single decay over all phases would
     leave the teacher unconverged (high learning rate) at the moment it labels the unlabelled cases.
     Drop-in for nnU-Net's PolyLRScheduler: nnU-Net calls ``step(current_epoch)`` at each epoch start.
     """
 
-    def __init__(self, optimizer, initial_lr: float, schedule: StageSchedule, exponent: float = 0.9):
+    def __init__(self, optimizer, initial_lr: float, schedule: StageSchedule, exponent: float = 0.9,
+                 restart_each_phase: bool = True):
         self.optimizer = optimizer
         self.initial_lr = initial_lr
         self.stage_schedule = schedule
         self.exponent = exponent
+        self.restart_each_phase = restart_each_phase
         self.step(0)
 
     def lr_at(self, epoch: int) -> float:
-        _, epoch_in_phase, length = self.stage_schedule.epoch_in_phase(min(epoch, self.stage_schedule.total_epochs - 1))
+        epoch = min(epoch, self.stage_schedule.total_epochs - 1)
+        if self.restart_each_phase:
+            _, epoch_in_phase, length = self.stage_schedule.epoch_in_phase(epoch)
+        else:
+            epoch_in_phase, length = epoch, self.stage_schedule.total_epochs
         return self.initial_lr * (1 - epoch_in_phase / length) ** self.exponent
 
     def step(self, current_epoch: int) -> None:

@@ -27,6 +27,7 @@ class nnUNetTrainerContinued(WarmStartMixin, nnUNetTrainer):
     semi-supervised trainer (lr_phases: its pre-training / stage 1 / stage 2 epochs) and nothing else changed."""
 
     lr_phases: Tuple[int, int, int] = (_MIRRORED.pretrain_epochs, _MIRRORED.stage1_epochs, _MIRRORED.stage2_epochs)
+    lr_restart_each_phase: bool = _MIRRORED.lr_restart_each_phase  # False: one decay over all of lr_phases
 
     # nnU-Net records its constructor's arguments by name: the signature is spelled out
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
@@ -42,4 +43,5 @@ class nnUNetTrainerContinued(WarmStartMixin, nnUNetTrainer):
                                 f"epochs, num_epochs is {self.num_epochs}; set both to the same budget")
         # the snapshots don't matter here; 2 passes the checks of any phases a semi-supervised trainer can have
         schedule = StageSchedule(*self.lr_phases, num_snapshots=min(2, self.lr_phases[0]))
-        return optimizer, PhasePolyLRScheduler(optimizer, self.initial_lr, schedule)
+        return optimizer, PhasePolyLRScheduler(optimizer, self.initial_lr, schedule,
+                                               restart_each_phase=self.lr_restart_each_phase)

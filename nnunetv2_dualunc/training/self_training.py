@@ -58,6 +58,10 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
     # weight of each of Dice and CE on labelled cases: 0.5 is Eq. 5's (Dice + CE) / 2; nnU-Net sums them (1.0), so
     # at one learning rate Eq. 5 halves the labelled step of each decoder
     labelled_loss_weight: float = 0.5
+    # --- learning rate -----------------------------------------------------------------------------------------
+    # nnU-Net's poly decay restarted at each phase (the paper trains every phase as a full run); False: one decay
+    # over all phases (the teacher and the student then label before the rate has annealed)
+    lr_restart_each_phase: bool = True
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -79,7 +83,8 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
     # ------------------------------------------------------------------------------------------ nnU-Net hooks
     def configure_optimizers(self):
         optimizer, _ = super().configure_optimizers()
-        return optimizer, PhasePolyLRScheduler(optimizer, self.initial_lr, self.stage_schedule)
+        return optimizer, PhasePolyLRScheduler(optimizer, self.initial_lr, self.stage_schedule,
+                                               restart_each_phase=self.lr_restart_each_phase)
 
     def _build_loss(self):
         """Eq. 5: (Dice + CE) / 2 on labelled cases (nnU-Net's default sums them; labelled_loss_weight)."""
