@@ -141,13 +141,21 @@ def _learning_rates(log: str) -> list:
     return re.findall(r"Current learning rate: ([0-9.e-]+)", log)
 
 
-def test_control_refuses_phases_that_do_not_add_up_to_its_epochs():
-    from nnunetv2_dualunc.method.schedule import ScheduleError
+def _bare_control(**attributes):
+    """An nnUNetTrainerContinued with only what configure_optimizers reads (no plans, no dataset)."""
     from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 
     control = object.__new__(nnUNetTrainerContinued)
     control.network, control.initial_lr, control.weight_decay = torch.nn.Linear(1, 1), 0.01, 3e-5
-    control.lr_phases, control.num_epochs = (2, 1, 1), 4
+    for name, value in attributes.items():
+        setattr(control, name, value)
+    return control
+
+
+def test_control_refuses_phases_that_do_not_add_up_to_its_epochs():
+    from nnunetv2_dualunc.method.schedule import ScheduleError
+
+    control = _bare_control(lr_phases=(2, 1, 1), num_epochs=4)
     _, scheduler = control.configure_optimizers()
     assert [round(scheduler.lr_at(epoch), 6) for epoch in range(4)] == [0.01, round(0.01 * 0.5 ** 0.9, 6), 0.01,
                                                                        0.01]
@@ -157,11 +165,7 @@ def test_control_refuses_phases_that_do_not_add_up_to_its_epochs():
 
 
 def test_control_with_restarts_off_decays_once_over_its_phases():
-    from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
-
-    control = object.__new__(nnUNetTrainerContinued)
-    control.network, control.initial_lr, control.weight_decay = torch.nn.Linear(1, 1), 0.01, 3e-5
-    control.lr_phases, control.num_epochs, control.lr_restart_each_phase = (2, 1, 1), 4, False
+    control = _bare_control(lr_phases=(2, 1, 1), num_epochs=4, lr_restart_each_phase=False)
     _, scheduler = control.configure_optimizers()
     assert [scheduler.lr_at(epoch) for epoch in range(4)] == pytest.approx([0.01 * (1 - e / 4) ** 0.9
                                                                             for e in range(4)])
