@@ -227,6 +227,34 @@ def test_oracle_trains_with_the_hidden_label_in_the_preprocessed_geometry(planne
         oracle.pseudo_label("syn_u_000", np.asarray(data[:]), np.asarray(nonzero[:]), None, None)
 
 
+def test_half_oracle_labels_a_fixed_half_truly_and_pseudo_labels_the_rest(monkeypatch):
+    cases = [f"patient{i:03d}_frame{f:02d}" for i in range(1, 64) for f in (1, 12)]
+    half = benchmark_trainers.oracle_subset(cases, 0.5)
+    assert len(half) == 63 and half == benchmark_trainers.oracle_subset(list(reversed(cases)), 0.5)
+    assert half != frozenset(cases[:63])  # not the first names in alphabetical order
+    assert benchmark_trainers.oracle_subset(cases, 1.0) == frozenset(cases)
+
+    trainer = object.__new__(benchmark_trainers.nnUNetTrainerDualUncWarmStartHalfOracle)
+    trainer.unlabelled_cases = cases
+    truly_labelled = []
+    monkeypatch.setattr(benchmark_trainers, "hidden_label_file", lambda case, ending: truly_labelled.append(case))
+    monkeypatch.setattr(benchmark_trainers, "preprocessed_hidden_label", lambda *args: "true label")
+    trainer.dataset_json, trainer._oracle_images = {"file_ending": ".nii.gz"}, {c: [] for c in cases}
+    trainer.plans_manager = trainer.configuration_manager = None
+
+    class Predictor:
+        def probabilities(self, data, weights):
+            import torch
+            return torch.tensor([[[0.2]], [[0.8]]])
+
+    import numpy as np
+    data, nonzero = np.zeros((1, 1, 1)), np.zeros((1, 1, 1))
+    labels = {case: trainer.pseudo_label(case, data, nonzero, Predictor(), None) for case in cases}
+    assert sorted(truly_labelled) == sorted(half)
+    assert all(labels[c] == "true label" for c in half)
+    assert all(np.asarray(labels[c]).tolist() == [[[1]]] for c in cases if c not in half)  # the argmax
+
+
 def test_learning_curve_plateau_uses_a_trailing_window():
     from learning_curve import plateau_epoch, summary, trailing_means
 

@@ -14,6 +14,7 @@ augmentation workers draw their own randomness, so a CPU run is repeatable only 
 """
 import os
 import random
+import zlib
 from typing import Dict, Sequence, Tuple, Type
 
 import numpy as np
@@ -168,13 +169,27 @@ def preprocessed_hidden_label(images: Sequence[str], label_file: str, plans_mana
     return label.astype(np.int8)
 
 
+def oracle_subset(cases: Sequence[str], fraction: float) -> frozenset:
+    """round(fraction * n) of the cases, the same ones in every run and stage: the first in the order of a checksum
+    of their names (neither the ranking nor alphabetical order, which would group patients or reliable cases)."""
+    ordered = sorted(cases, key=lambda case: (zlib.crc32(case.encode()), case))
+    return frozenset(ordered[:round(fraction * len(ordered))])
+
+
 class OracleLabelsMixin:
     """Benchmark-only diagnosis, never a product trainer: each "unlabelled" case trains with its true label (read
     from $DUALUNC_ORACLE_LABELS, the source dataset's labelsTr, and preprocessed with its image exactly as nnU-Net
     preprocesses a labelled case) instead of a prediction. Everything else (ranking, stages, losses) is unchanged,
-    so the run is the ceiling of what the staged training can deliver with perfect pseudo-labels."""
+    so the run is the ceiling of what the staged training can deliver with perfect pseudo-labels.
+
+    oracle_fraction < 1 gives the true label to that share of the unlabelled cases only (a fixed subset,
+    oracle_subset) and the usual pseudo-label to the rest: runs in between DualUnc and the full oracle measure how the
+    gain grows with the quality of the labels trained with."""
+    oracle_fraction: float = 1.0
 
     def pseudo_label(self, case, data, nonzero_seg, predictor, weights):
+        if self.oracle_fraction < 1 and case not in oracle_subset(self.unlabelled_cases, self.oracle_fraction):
+            return super().pseudo_label(case, data, nonzero_seg, predictor, weights)
         label_file = hidden_label_file(case, self.dataset_json["file_ending"])
         if not hasattr(self, "_oracle_images"):  # one scan of imagesUnlabeled, not one per case
             raw = os.path.join(os.environ["nnUNet_raw"], self.plans_manager.dataset_name)
@@ -185,6 +200,11 @@ class OracleLabelsMixin:
 
 class nnUNetTrainerDualUncWarmStartOracle(OracleLabelsMixin, nnUNetTrainerDualUncWarmStart):
     """nnUNetTrainerDualUncWarmStart with the hidden true labels in place of pseudo-labels (diagnosis only)."""
+
+
+class nnUNetTrainerDualUncWarmStartHalfOracle(nnUNetTrainerDualUncWarmStartOracle):
+    """Half of the unlabelled cases with their hidden true label, the other half pseudo-labelled (diagnosis only)."""
+    oracle_fraction = 0.5
 
 
 class nnUNetTrainerDualUncWarmStartDetached(nnUNetTrainerDualUncWarmStart):
@@ -245,6 +265,7 @@ METHODS = {"supervised": None, "self_training": nnUNetTrainerSelfTraining,
            # warm-start profiles only (TEACHER_PROFILES): both start from the profile's supervised teacher
            "supervised_continued": nnUNetTrainerContinued, "dualunc_warm": nnUNetTrainerDualUncWarmStart,
            "dualunc_warm_oracle": nnUNetTrainerDualUncWarmStartOracle,
+           "dualunc_warm_half_oracle": nnUNetTrainerDualUncWarmStartHalfOracle,
            "dualunc_warm_detached": nnUNetTrainerDualUncWarmStartDetached,
            "dualunc_warm_pseudo_dice": nnUNetTrainerDualUncWarmStartPseudoDice,
            "dualunc_warm_no_unlabelled": nnUNetTrainerDualUncWarmStartNoUnlabelled,
@@ -260,6 +281,7 @@ TRAINER_BASE_NAMES = {"supervised": "nnUNetTrainer", "self_training": "nnUNetTra
                       "dualunc_step_matched": "nnUNetTrainerDualUncStepMatched",
                       "supervised_continued": "nnUNetTrainerContinued", "dualunc_warm": "nnUNetTrainerDualUncWarmStart",
                       "dualunc_warm_oracle": "nnUNetTrainerDualUncWarmStartOracle",
+                      "dualunc_warm_half_oracle": "nnUNetTrainerDualUncWarmStartHalfOracle",
                       "dualunc_warm_detached": "nnUNetTrainerDualUncWarmStartDetached",
                       "dualunc_warm_pseudo_dice": "nnUNetTrainerDualUncWarmStartPseudoDice",
                       "dualunc_warm_no_unlabelled": "nnUNetTrainerDualUncWarmStartNoUnlabelled",
