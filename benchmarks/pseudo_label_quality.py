@@ -17,6 +17,8 @@ Recipes (argmax of the softmax; several weights: mean of their softmax outputs):
     student            the weights after stage 1, no mirroring = how stage 2 is labelled
     student_mirrored   the same with mirroring
     final              the run's checkpoint_final (what one more refresh would label with)
+    NAME_lcc           with --largest-component: each of the above after nnU-Net's largest-component
+                       postprocessing per class (would cleaning the pseudo-labels this way help?)
 
     W=/tmp/dualunc_bench/ACDC_warm_seed0/labeled_7
     DUALUNC_ORACLE_LABELS=/work/shared/datasets/ACDC/labelsTr nnUNet_raw=$W/nnUNet_raw \\
@@ -40,6 +42,8 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ext_trainers"))
 from benchmark_trainers import hidden_label_file, preprocessed_hidden_label  # noqa: E402
+from nnunetv2.postprocessing.remove_connected_components import \
+    remove_all_but_largest_component_from_segmentation  # noqa: E402
 from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2  # noqa: E402
 
 from nnunetv2_dualunc.data.pseudo_labels import pseudo_label_from_probabilities  # noqa: E402
@@ -184,9 +188,18 @@ def recipes(run: FinishedRun, checkpoints: Dict[str, str]) -> Dict[str, tuple]:
     return found
 
 
+def largest_component_per_class(label: np.ndarray, labels: Sequence[int]) -> np.ndarray:
+    """nnU-Net's "remove all but the largest component" postprocessing, applied to each foreground class."""
+    for c in labels:
+        label = remove_all_but_largest_component_from_segmentation(label, c)
+    return label
+
+
 def score_recipes(run: FinishedRun, cases: Sequence[str], hidden_label: Callable[[str, tuple], np.ndarray],
-                  selected: Dict[str, tuple], labels: Sequence[int]) -> Dict[str, Dict[str, Dict[int, float]]]:
-    """Per recipe, per case: Dice per class of its labelling against the hidden label (and the stored stages)."""
+                  selected: Dict[str, tuple], labels: Sequence[int],
+                  largest_component: bool = False) -> Dict[str, Dict[str, Dict[int, float]]]:
+    """Per recipe, per case: Dice per class of its labelling against the hidden label (and the stored stages);
+    largest_component: also each labelling after largest_component_per_class, as recipe NAME_lcc."""
     dataset = nnUNetDatasetBlosc2(run.unlabelled_preprocessed_folder, list(cases))
     predictors = {mirroring: SnapshotPredictor(run.network(), run.plans_manager, run.configuration_manager,
                                                run.dataset_json, torch.device("cpu"), use_mirroring=mirroring,
@@ -198,19 +211,26 @@ def score_recipes(run: FinishedRun, cases: Sequence[str], hidden_label: Callable
         folder = pseudo_label_folder(run.fold_folder, phase)
         present = [c for c in cases if os.path.isfile(os.path.join(folder, c + ".pkl"))]
         stored[f"stored_{phase}"] = nnUNetDatasetBlosc2(folder, present) if present else None
-    results: Dict[str, Dict[str, Dict[int, float]]] = {name: {} for name in list(stored) + list(selected)}
+    names = list(stored) + list(selected)
+    results: Dict[str, Dict[str, Dict[int, float]]] = {
+        name: {} for name in names + ([f"{n}_lcc" for n in names] if largest_component else [])}
     for i, case in enumerate(cases):
         data, nonzero, _, _ = dataset.load_case(case)
         data, nonzero = np.asarray(data[:]), np.asarray(nonzero[:])
         reference = hidden_label(case, data.shape[1:])
+
+        def score(name: str, label: np.ndarray) -> None:
+            results[name][case] = dice_per_class(label, reference, labels)
+            if largest_component:
+                results[f"{name}_lcc"][case] = dice_per_class(largest_component_per_class(label, labels), reference,
+                                                              labels)
+
         for name, stored_dataset in stored.items():
             if stored_dataset is not None and case in stored_dataset.identifiers:
-                results[name][case] = dice_per_class(np.asarray(stored_dataset.load_case(case)[1][:]), reference,
-                                                     labels)
+                score(name, np.asarray(stored_dataset.load_case(case)[1][:]))
         for name, (_, mirroring, _) in selected.items():
             probabilities = mean_probabilities(predictors[mirroring], data, weights[name])
-            results[name][case] = dice_per_class(pseudo_label_from_probabilities(probabilities, nonzero), reference,
-                                                 labels)
+            score(name, pseudo_label_from_probabilities(probabilities, nonzero))
         print(f"[{i + 1}/{len(cases)}] {case}: " + ", ".join(
             f"{n} {np.mean(list(r[case].values())):.3f}" for n, r in results.items() if case in r), flush=True)
     return {name: r for name, r in results.items() if r}
@@ -224,6 +244,9 @@ def main(argv: List[str] = None) -> None:
                              "control's checkpoint_final.pth), each a recipe called NAME")
     parser.add_argument("--recipes", nargs="+", help="only these recipes (default: all the run allows)")
     parser.add_argument("--reference", help="a recipe every other is paired with, case by case (e.g. the control)")
+    parser.add_argument("--largest-component", action="store_true",
+                        help="also score every labelling after nnU-Net's largest-component postprocessing per class "
+                             "(recipes NAME_lcc)")
     parser.add_argument("--from-json", nargs="+", metavar="OUT.json",
                         help="no predictions: render an earlier result; several: side by side (needs --reference)")
     parser.add_argument("--out", help="write OUT.md and OUT.json")
@@ -261,9 +284,11 @@ def main(argv: List[str] = None) -> None:
         return preprocessed_hidden_label(images[case], hidden_label_file(case, run.dataset_json["file_ending"]),
                                          run.plans_manager, run.configuration_manager, run.dataset_json, shape)
 
-    scores = score_recipes(run, [r.case for r in ranking], hidden_label, selected, labels)
+    scores = score_recipes(run, [r.case for r in ranking], hidden_label, selected, labels, args.largest_component)
     descriptions = {"stored_stage1": "trained with in stage 1", "stored_stage2": "trained with in stage 2",
                     **{n: d for n, (d, _, _) in selected.items()}}
+    if args.largest_component:
+        descriptions.update({f"{n}_lcc": f"{d}, largest component per class" for n, d in list(descriptions.items())})
     render({"fold_folder": run.fold_folder, "checkpoints": checkpoints, "reliable_cases": len(reliable),
             "descriptions": descriptions,
             "recipes": {name: summarise(per_case, reliable, names) for name, per_case in scores.items()}},

@@ -255,6 +255,16 @@ def test_half_oracle_labels_a_fixed_half_truly_and_pseudo_labels_the_rest(monkey
     assert all(np.asarray(labels[c]).tolist() == [[[1]]] for c in cases if c not in half)  # the argmax
 
 
+def test_largest_component_per_class_keeps_one_blob_of_each_class():
+    import numpy as np
+    from pseudo_label_quality import largest_component_per_class
+
+    label = np.array([[[1, 1, 0, 1], [0, 0, 0, 0], [2, 0, 2, 2], [-1, 0, 0, 0]]], dtype=np.int8)
+    cleaned = largest_component_per_class(label, [1, 2, 3])
+    assert cleaned.tolist() == [[[1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 2, 2], [-1, 0, 0, 0]]]
+    assert label[0, 0, 3] == 1  # the input is not modified
+
+
 def test_learning_curve_plateau_uses_a_trailing_window():
     from learning_curve import plateau_epoch, summary, trailing_means
 
