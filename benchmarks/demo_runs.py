@@ -16,7 +16,7 @@ import os
 import statistics
 from typing import Dict, List, Optional
 
-from nnunetv2_dualunc.demo import DEMO_CONTROL, unlabelled_gains
+from nnunetv2_dualunc.demo import DEMO_CONTROL, DEMO_START_MODEL, unlabelled_gains
 from report_files import print_and_save
 
 
@@ -30,9 +30,9 @@ def read_runs(folders: List[str]) -> Dict[str, dict]:
     return runs
 
 
-def compare(runs: Dict[str, dict]) -> dict:
+def compare(runs: Dict[str, dict], control: str = DEMO_CONTROL, start_model: str = DEMO_START_MODEL) -> dict:
     methods = list(dict.fromkeys(m for run in runs.values() for m in run["dice"]))
-    gains_per_run = [unlabelled_gains(run["dice"]) for run in runs.values()]
+    gains_per_run = [unlabelled_gains(run["dice"], control, start_model) for run in runs.values()]
     rows = {}
     for method in methods:
         means = [run["dice"][method]["mean"] if method in run["dice"] else None for run in runs.values()]
@@ -41,7 +41,7 @@ def compare(runs: Dict[str, dict]) -> dict:
         rows[method] = {"mean_dice": means, "gain_over_control": gains,
                         "mean_gain": statistics.mean(present) if present else None,
                         "runs_with_gain": sum(g > 0 for g in present), "paired_runs": len(present)}
-    return {"control": DEMO_CONTROL, "folders": list(runs), "seeds": [run.get("seed") for run in runs.values()],
+    return {"control": control, "folders": list(runs), "seeds": [run.get("seed") for run in runs.values()],
             "methods": rows}
 
 
@@ -63,9 +63,13 @@ def markdown(comparison: dict) -> str:
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folders", nargs="+", help="demo output folders (each with dice_results.json)")
+    parser.add_argument("--control", default=DEMO_CONTROL,
+                        help=f"the method the others are paired with (default {DEMO_CONTROL})")
+    parser.add_argument("--start-model", default=DEMO_START_MODEL,
+                        help=f"the supervised model the others continue, not paired (default {DEMO_START_MODEL})")
     parser.add_argument("--out", help="write <out>.md and <out>.json")
     args = parser.parse_args(argv)
-    comparison = compare(read_runs(args.folders))
+    comparison = compare(read_runs(args.folders), args.control, args.start_model)
     print_and_save(markdown(comparison), comparison, args.out)
 
 

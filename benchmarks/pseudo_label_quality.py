@@ -188,6 +188,19 @@ def recipes(run: FinishedRun, checkpoints: Dict[str, str]) -> Dict[str, tuple]:
     return found
 
 
+def hidden_label_reader(run: FinishedRun) -> Callable[[str, tuple], np.ndarray]:
+    """case, preprocessed shape -> the case's hidden label, preprocessed as nnU-Net preprocesses a labelled case
+    ($nnUNet_raw holds the images, $DUALUNC_ORACLE_LABELS the labels)."""
+    raw = os.path.join(os.environ["nnUNet_raw"], run.plans_manager.dataset_name)
+    images = find_unlabelled_cases(raw, run.dataset_json)
+
+    def hidden_label(case: str, shape: tuple) -> np.ndarray:
+        return preprocessed_hidden_label(images[case], hidden_label_file(case, run.dataset_json["file_ending"]),
+                                         run.plans_manager, run.configuration_manager, run.dataset_json, shape)
+
+    return hidden_label
+
+
 def largest_component_per_class(label: np.ndarray, labels: Sequence[int]) -> np.ndarray:
     """nnU-Net's "remove all but the largest component" postprocessing, applied to each foreground class."""
     for c in labels:
@@ -277,14 +290,8 @@ def main(argv: List[str] = None) -> None:
         raise SystemExit(f"unknown or unavailable recipe(s) {unknown}; this run allows {sorted(available)}")
     selected = {n: r for n, r in available.items() if not args.recipes or n in args.recipes}
     labels, names = labels_from_dataset_json(run.dataset_json)
-    raw = os.path.join(os.environ["nnUNet_raw"], run.plans_manager.dataset_name)
-    images = find_unlabelled_cases(raw, run.dataset_json)
-
-    def hidden_label(case: str, shape: tuple) -> np.ndarray:
-        return preprocessed_hidden_label(images[case], hidden_label_file(case, run.dataset_json["file_ending"]),
-                                         run.plans_manager, run.configuration_manager, run.dataset_json, shape)
-
-    scores = score_recipes(run, [r.case for r in ranking], hidden_label, selected, labels, args.largest_component)
+    scores = score_recipes(run, [r.case for r in ranking], hidden_label_reader(run), selected, labels,
+                           args.largest_component)
     descriptions = {"stored_stage1": "trained with in stage 1", "stored_stage2": "trained with in stage 2",
                     **{n: d for n, (d, _, _) in selected.items()}}
     if args.largest_component:

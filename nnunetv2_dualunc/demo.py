@@ -141,13 +141,15 @@ def format_dice_table(results: Dict[str, dict], labels: Optional[Dict[str, int]]
     return "\n".join(lines)
 
 
-def unlabelled_gains(results: Dict[str, dict]) -> Dict[str, float]:
-    """Mean Dice of each method that continued the start model, minus the control's (DEMO_CONTROL), which trained as
-    long without unlabelled images; empty unless the control was run."""
-    if DEMO_CONTROL not in results:
+def unlabelled_gains(results: Dict[str, dict], control: str = DEMO_CONTROL,
+                     start_model: str = DEMO_START_MODEL) -> Dict[str, float]:
+    """Mean Dice of each method that continued the start model, minus the control's, which trained as long without
+    unlabelled images; empty unless the control was run. Other start models and controls than the demo's own (e.g.
+    budget variants of them) are passed by name."""
+    if control not in results:
         return {}
-    return {method: result["mean"] - results[DEMO_CONTROL]["mean"] for method, result in results.items()
-            if method not in (DEMO_CONTROL, DEMO_START_MODEL)}
+    return {method: result["mean"] - results[control]["mean"] for method, result in results.items()
+            if method not in (control, start_model)}
 
 
 def format_uncertainty_ranking(ranking_file: str, case_dice: Dict[str, Dict[int, float]]) -> Tuple[str, float]:

@@ -161,6 +161,9 @@ def test_demo_runs_pairs_each_warm_start_with_its_own_folders_control(tmp_path):
     assert rows[DEMO_CONTROL]["paired_runs"] == 0
     assert "| warm | 0.9200, 0.9300 | +2.0, -1.0 | +0.50 | 1 / 2 |" in demo_runs.markdown(demo_runs.compare(
         demo_runs.read_runs(folders)))
+    # another control by name (a budget variant of the demo's): every other continuation is paired with it
+    rows = demo_runs.compare(demo_runs.read_runs(folders), control="warm")["methods"]
+    assert rows[DEMO_CONTROL]["gain_over_control"] == pytest.approx([-0.02, 0.01]) and rows["warm"]["paired_runs"] == 0
     with pytest.raises(FileNotFoundError, match="nnunetv2_dualunc demo --output-dir"):
         demo_runs.read_runs([str(tmp_path)])
 
@@ -263,6 +266,25 @@ def test_largest_component_per_class_keeps_one_blob_of_each_class():
     cleaned = largest_component_per_class(label, [1, 2, 3])
     assert cleaned.tolist() == [[[1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 2, 2], [-1, 0, 0, 0]]]
     assert label[0, 0, 3] == 1  # the input is not modified
+
+
+def test_pseudo_label_confidence_counts_kept_and_wrong_voxels_per_threshold():
+    import numpy as np
+    from pseudo_label_confidence import confidence_counts, markdown, summarise
+
+    # four voxels: confident right background, unconfident wrong class 1, confident wrong class 1, -1 = background
+    probabilities = np.array([[0.9, 0.4, 0.05, 0.8], [0.1, 0.6, 0.95, 0.2]])[:, None, :]
+    reference = np.array([[0, 0, 0, -1]])
+    counts = confidence_counts(probabilities, reference, [0.0, 0.7])
+    assert counts["kept"].tolist() == [[2, 2], [2, 1]]
+    assert counts["wrong"].tolist() == [[0, 2], [0, 1]]
+    rows = summarise(counts["kept"], counts["wrong"], [0.0, 0.7], {0: "background", 1: "organ"})
+    assert rows[1]["kept_share"] == {"background": 1.0, "organ": 0.5}
+    assert rows[1]["error_rate_kept"]["organ"] == 1.0  # the confident mistake survives the threshold
+    assert rows[1]["wrong_dropped_share"] == 0.5 and rows[1]["voxels_dropped_share"] == 0.25
+    assert "| 0.70 | 1.000, 0.000 | 0.500, 1.000 | 0.500 | 0.2500 |" in markdown(rows)
+    with pytest.raises(ValueError, match="first threshold"):
+        summarise(counts["kept"], counts["wrong"], [0.7, 0.0], {})
 
 
 def test_learning_curve_plateau_uses_a_trailing_window():
