@@ -8,6 +8,12 @@ its gain over the control in each run.
 
     .venv/bin/python benchmarks/demo_runs.py /tmp/demo/run1 /tmp/demo/run2 --out docs/results/demo_runs
 
+With --test-cases N every run's trained models are first scored again on N synthetic test cases of the run's own
+dataset seed (the first ones are the run's own test cases: each split draws from its own random stream), predicted
+into --work; a bigger test set separates the gain from the noise of which few lesions a small one happens to hold.
+
+    .venv/bin/python benchmarks/demo_runs.py /tmp/demo/run1 /tmp/demo/run2 --test-cases 120 --work /tmp/demo/retest
+
 Writes <out>.md and <out>.json when --out is given; the demo folders are only read.
 """
 import argparse
@@ -16,7 +22,12 @@ import os
 import statistics
 from typing import Dict, List, Optional
 
-from nnunetv2_dualunc.demo import DEMO_CONTROL, DEMO_START_MODEL, unlabelled_gains
+from nnunetv2_dualunc.data.synthetic import LABELS, TEST_IMAGES_FOLDER, TEST_LABELS_FOLDER, FILE_ENDING, \
+    dataset_name, write_synthetic_dataset
+from nnunetv2_dualunc.demo import DEMO_CONTROL, DEMO_START_MODEL, predict_command, trainer_output_folder, \
+    unlabelled_gains
+from nnunetv2_dualunc.evaluation.dice import dice_per_class
+from nnunetv2_dualunc.nnunet_commands import nnunet_environment, run_logged
 from report_files import print_and_save
 
 
@@ -28,6 +39,39 @@ def read_runs(folders: List[str]) -> Dict[str, dict]:
             raise FileNotFoundError(f"{path} does not exist: run `nnunetv2_dualunc demo --output-dir {folder}` first")
         runs[folder] = json.load(open(path))
     return runs
+
+
+def rescore_on_more_test_cases(runs: Dict[str, dict], n_test: int, work: str) -> Dict[str, dict]:
+    """The runs with each trained model's Dice on n_test test cases of its run's dataset seed (predicted into work,
+    reused when already there); a method without a final checkpoint keeps its demo Dice out (dropped)."""
+    rescored = {}
+    for index, (folder, run) in enumerate(runs.items()):
+        config = json.load(open(os.path.join(folder, "demo_config.json")))
+        dataset_id, seed = config["dataset_id"], config["seed"]
+        raw = os.path.join(work, f"dataset_seed{seed}_test{n_test}")
+        raw_folder = os.path.join(raw, dataset_name(dataset_id))
+        if not os.path.isfile(os.path.join(raw_folder, "dataset.json")):
+            write_synthetic_dataset(raw, dataset_id, n_labelled=1, n_unlabelled=0, n_test=n_test, seed=seed,
+                                    shape=tuple(config["shape"]))
+        env = nnunet_environment(folder, num_processes=1)
+        dice = {}
+        for method in run["dice"]:
+            checkpoint = os.path.join(trainer_output_folder(env["nnUNet_results"], method, dataset_id),
+                                      "checkpoint_final.pth")
+            if not os.path.isfile(checkpoint):
+                continue
+            prediction_dir = os.path.join(work, f"run{index}_{os.path.basename(os.path.normpath(folder))}", method)
+            done = os.path.join(prediction_dir, "done")
+            if not os.path.isfile(done):
+                os.makedirs(prediction_dir, exist_ok=True)
+                run_logged(predict_command(os.path.join(raw_folder, TEST_IMAGES_FOLDER), prediction_dir, dataset_id,
+                                           method, "cpu"), env, prediction_dir + ".log")
+                open(done, "w").close()
+            dice[method] = dice_per_class(prediction_dir, os.path.join(raw_folder, TEST_LABELS_FOLDER),
+                                          [v for v in LABELS.values() if v != 0], FILE_ENDING)
+            print(f"{folder} {method}: mean Dice {dice[method]['mean']:.4f} on {n_test} test cases", flush=True)
+        rescored[folder] = dict(run, dice=dice, test_cases=n_test)
+    return rescored
 
 
 def compare(runs: Dict[str, dict], control: str = DEMO_CONTROL, start_model: str = DEMO_START_MODEL) -> dict:
@@ -46,7 +90,8 @@ def compare(runs: Dict[str, dict], control: str = DEMO_CONTROL, start_model: str
 
 
 def markdown(comparison: dict) -> str:
-    lines = [f"Runs: {'; '.join(comparison['folders'])} (dataset seeds {comparison['seeds']})", "",
+    test_cases = f"; each model scored on {comparison['test_cases']} test cases" if comparison.get("test_cases") else ""
+    lines = [f"Runs: {'; '.join(comparison['folders'])} (dataset seeds {comparison['seeds']}{test_cases})", "",
              f"| method | mean Dice per run | minus {comparison['control']}, per run (points) | mean | runs above it |",
              "|---|---|---|---|---|"]
     for method, row in comparison["methods"].items():
@@ -67,9 +112,18 @@ def main(argv: Optional[List[str]] = None) -> None:
                         help=f"the method the others are paired with (default {DEMO_CONTROL})")
     parser.add_argument("--start-model", default=DEMO_START_MODEL,
                         help=f"the supervised model the others continue, not paired (default {DEMO_START_MODEL})")
+    parser.add_argument("--test-cases", type=int,
+                        help="score every trained model again on this many test cases (the run's own come first)")
+    parser.add_argument("--work", help="with --test-cases: folder for the bigger test set and its predictions")
     parser.add_argument("--out", help="write <out>.md and <out>.json")
     args = parser.parse_args(argv)
-    comparison = compare(read_runs(args.folders), args.control, args.start_model)
+    runs = read_runs(args.folders)
+    if args.test_cases:
+        if not args.work:
+            parser.error("--test-cases needs --work (a folder for the test images and predictions)")
+        runs = rescore_on_more_test_cases(runs, args.test_cases, os.path.abspath(args.work))
+    comparison = compare(runs, args.control, args.start_model)
+    comparison["test_cases"] = args.test_cases
     print_and_save(markdown(comparison), comparison, args.out)
 
 

@@ -28,6 +28,8 @@ DEMO_START_MODEL = "nnUNetTrainer_demo"
 DEMO_CONTROL = "nnUNetTrainerContinued_demo"
 DEMO_RECOMMENDED = "nnUNetTrainerDualUncWarmStart_demo"
 DEMO_METHODS = (DEMO_START_MODEL, DEMO_CONTROL, DEMO_RECOMMENDED)  # in this order: the others continue the first
+#: the console shows the most uncertain test cases only; the whole ranking goes to a file beside the maps
+UNCERTAIN_CASES_SHOWN = 10
 CONFIGURATION = "2d"
 PLANS_IDENTIFIER = "nnUNetPlans"
 FOLD = "all"
@@ -71,7 +73,15 @@ def _run_logged(command: List[str], env: Dict[str, str], log_file: str, clock: _
     run_logged(command, env, log_file, on_line=show)
 
 
-def _trainer_output_folder(results_dir: str, method: str, dataset_id: int) -> str:
+def predict_command(test_images: str, prediction_dir: str, dataset_id: int, method: str, device: str) -> List[str]:
+    """nnUNetv2_predict of one demo model (fold "all") on a folder of images; no mirroring: the demo compares models
+    and the test cases are many and small."""
+    return ["nnUNetv2_predict", "-i", test_images, "-o", prediction_dir, "-d", str(dataset_id), "-c", CONFIGURATION,
+            "-f", FOLD, "-tr", method, "-device", device, "--disable_tta", "-npp", "1", "-nps", "1",
+            "--disable_progress_bar"]
+
+
+def trainer_output_folder(results_dir: str, method: str, dataset_id: int) -> str:
     return os.path.join(results_dir, dataset_name(dataset_id),
                         f"{method}__{PLANS_IDENTIFIER}__{CONFIGURATION}", f"fold_{FOLD}")
 
@@ -225,7 +235,7 @@ def run_demo(output_dir: str, seed: int = 0, methods: Sequence[str] = DEMO_METHO
     train_env = dict(env, nnUNet_n_proc_DA="0") if device == "cpu" else env
     results, uncertainty = {}, {}
     for method in methods:
-        trainer_folder = _trainer_output_folder(env["nnUNet_results"], method, dataset_id)
+        trainer_folder = trainer_output_folder(env["nnUNet_results"], method, dataset_id)
         checkpoint = os.path.join(trainer_folder, "checkpoint_final.pth")
         started = time.time()
         clock.header(f"Training {method} ({CONFIGURATION}, fold {FOLD}, {device})")
@@ -246,10 +256,9 @@ def run_demo(output_dir: str, seed: int = 0, methods: Sequence[str] = DEMO_METHO
         if os.path.isdir(prediction_dir) and _predictions_done(prediction_dir, test_images, checkpoint):
             clock.say("already predicted")
         else:
-            _run_logged([console_script("nnUNetv2_predict"), "-i", test_images, "-o", prediction_dir,
-                         "-d", str(dataset_id), "-c", CONFIGURATION, "-f", FOLD, "-tr", method, "-device", device,
-                         "--disable_tta", "-npp", "1", "-nps", "1", "--disable_progress_bar"],
-                        env, os.path.join(output_dir, "logs", f"predict_{method}.log"), clock, verbose)
+            command = predict_command(test_images, prediction_dir, dataset_id, method, device)
+            _run_logged([console_script(command[0])] + command[1:], env,
+                        os.path.join(output_dir, "logs", f"predict_{method}.log"), clock, verbose)
         finish(f"predict_{method}", started)
         results[method] = dice_per_class(prediction_dir, os.path.join(raw_folder, TEST_LABELS_FOLDER),
                                          [v for v in LABELS.values() if v != 0], FILE_ENDING)
@@ -296,7 +305,13 @@ def _uncertainty_step(method: str, test_images: str, checkpoint: str, case_dice:
                      "--disable_tta"], env, os.path.join(output_dir, "logs", f"uncertainty_{method}.log"), clock,
                     verbose)
     table, rho = format_uncertainty_ranking(ranking_file, case_dice)
-    print(table, flush=True)
+    table_file = os.path.join(folder, "ranking_with_dice.md")
+    with open(table_file, "w") as f:
+        f.write(table + "\n")
+    rows = table.splitlines()
+    shown = rows[:2 + UNCERTAIN_CASES_SHOWN]
+    print("\n".join(shown) + (f"\n... {len(rows) - len(shown)} more cases in {table_file}" if len(rows) > len(shown)
+                              else ""), flush=True)
     clock.say(f"Spearman correlation of case uncertainty with case Dice: {rho:+.2f} (negative: the ranking puts the "
               f"worst segmentations first). Maps: {folder}/CASE_uncertainty.nii.gz")
     return {"folder": folder, "spearman_uncertainty_vs_dice": rho}

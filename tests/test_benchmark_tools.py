@@ -168,6 +168,61 @@ def test_demo_runs_pairs_each_warm_start_with_its_own_folders_control(tmp_path):
         demo_runs.read_runs([str(tmp_path)])
 
 
+def test_demo_runs_rescores_each_trained_model_on_a_bigger_test_set(tmp_path, monkeypatch):
+    """--test-cases: every model with a final checkpoint is predicted on the bigger set (the run's own cases first) and
+    scored there; a model without one is dropped. nnUNetv2_predict is replaced by a copy of the references (perfect)
+    or an empty segmentation (Dice 0 wherever a structure exists)."""
+    import shutil
+
+    import demo_runs
+    import numpy as np
+    import SimpleITK as sitk
+
+    from nnunetv2_dualunc.demo import DEMO_CONTROL, DEMO_START_MODEL, trainer_output_folder
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "demo_config.json").write_text(json.dumps({"seed": 3, "dataset_id": 990, "shape": [2, 32, 32]}))
+    dice = {m: {"mean": 0.5} for m in (DEMO_START_MODEL, DEMO_CONTROL, "untrained")}
+    (folder / "dice_results.json").write_text(json.dumps({"seed": 3, "dice": dice}))
+    for method in (DEMO_START_MODEL, DEMO_CONTROL):
+        fold = trainer_output_folder(str(folder / "nnUNet_results"), method, 990)
+        os.makedirs(fold)
+        open(os.path.join(fold, "checkpoint_final.pth"), "w").close()
+    predicted = []
+
+    def fake_predict(command, env, log_file, on_line=None):
+        images, out, method = (command[command.index(flag) + 1] for flag in ("-i", "-o", "-tr"))
+        assert env["nnUNet_results"] == str(folder / "nnUNet_results")
+        predicted.append((method, len(os.listdir(images))))
+        labels = os.path.join(os.path.dirname(images), "labelsTs")
+        for name in os.listdir(labels):
+            if method == DEMO_CONTROL:
+                shutil.copy(os.path.join(labels, name), os.path.join(out, name))
+            else:
+                reference = sitk.ReadImage(os.path.join(labels, name))
+                empty = sitk.Image(reference.GetSize(), reference.GetPixelID())
+                empty.CopyInformation(reference)
+                sitk.WriteImage(empty, os.path.join(out, name))
+        return 0.0
+
+    monkeypatch.setattr(demo_runs, "run_logged", fake_predict)
+    runs = demo_runs.rescore_on_more_test_cases(demo_runs.read_runs([str(folder)]), 5, str(tmp_path / "work"))
+    scored = runs[str(folder)]
+    assert sorted(predicted) == sorted([(DEMO_START_MODEL, 5), (DEMO_CONTROL, 5)])
+    assert set(scored["dice"]) == {DEMO_START_MODEL, DEMO_CONTROL} and scored["test_cases"] == 5
+    assert len(scored["dice"][DEMO_CONTROL]["per_case"]) == 5 and scored["dice"][DEMO_CONTROL]["mean"] == 1.0
+    assert scored["dice"][DEMO_START_MODEL]["mean"] < 0.5
+    # the bigger set starts with the run's own test cases: the synthetic generator's test stream, seed 3
+    from nnunetv2_dualunc.data.synthetic import synthetic_case
+    first = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "work" / "dataset_seed3_test5" /
+                                                      "Dataset990_SyntheticSSL" / "labelsTs" / "syn_t_000.nii.gz")))
+    assert np.array_equal(first, synthetic_case(3, "test", 0, (2, 32, 32))[1])
+    # a second call reuses the predictions
+    demo_runs.rescore_on_more_test_cases(demo_runs.read_runs([str(folder)]), 5, str(tmp_path / "work"))
+    assert len(predicted) == 2
+
+
 def test_compare_runs_names_a_folder_without_results(tmp_path):
     import compare_runs
 
