@@ -22,7 +22,7 @@ import os
 import statistics
 from typing import Dict, List, Optional
 
-from nnunetv2_dualunc.data.synthetic import LABELS, TEST_IMAGES_FOLDER, TEST_LABELS_FOLDER, FILE_ENDING, \
+from nnunetv2_dualunc.data.synthetic import FILE_ENDING, LABELS, TEST_IMAGES_FOLDER, TEST_LABELS_FOLDER, \
     dataset_name, write_synthetic_dataset
 from nnunetv2_dualunc.demo import DEMO_CONTROL, DEMO_START_MODEL, predict_command, trainer_output_folder, \
     unlabelled_gains
@@ -43,7 +43,8 @@ def read_runs(folders: List[str]) -> Dict[str, dict]:
 
 def rescore_on_more_test_cases(runs: Dict[str, dict], n_test: int, work: str) -> Dict[str, dict]:
     """The runs with each trained model's Dice on n_test test cases of its run's dataset seed (predicted into work,
-    reused when already there); a method without a final checkpoint keeps its demo Dice out (dropped)."""
+    reused when already there: a prediction folder is marked done only after nnUNetv2_predict succeeded). A method
+    without a final checkpoint is dropped rather than kept with its Dice on the smaller test set."""
     rescored = {}
     for index, (folder, run) in enumerate(runs.items()):
         config = json.load(open(os.path.join(folder, "demo_config.json")))
