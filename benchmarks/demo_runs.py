@@ -22,11 +22,9 @@ import os
 import statistics
 from typing import Dict, List, Optional
 
-from nnunetv2_dualunc.data.synthetic import FILE_ENDING, LABELS, TEST_IMAGES_FOLDER, TEST_LABELS_FOLDER, \
-    dataset_name, write_synthetic_dataset
-from nnunetv2_dualunc.demo import DEMO_CONTROL, DEMO_START_MODEL, predict_command, trainer_output_folder, \
-    unlabelled_gains
-from nnunetv2_dualunc.evaluation.dice import dice_per_class
+from nnunetv2_dualunc.data.synthetic import TEST_IMAGES_FOLDER, dataset_name, write_synthetic_dataset
+from nnunetv2_dualunc.demo import DEMO_CONTROL, DEMO_START_MODEL, held_out_dice, predict_command, predictions_done, \
+    trainer_output_folder, unlabelled_gains
 from nnunetv2_dualunc.nnunet_commands import nnunet_environment, run_logged
 from report_files import print_and_save
 
@@ -43,7 +41,7 @@ def read_runs(folders: List[str]) -> Dict[str, dict]:
 
 def rescore_on_more_test_cases(runs: Dict[str, dict], n_test: int, work: str) -> Dict[str, dict]:
     """The runs with each trained model's Dice on n_test test cases of its run's dataset seed (predicted into work,
-    reused when already there: a prediction folder is marked done only after nnUNetv2_predict succeeded). A method
+    reused when every case was predicted after the checkpoint was written, as the demo itself decides). A method
     without a final checkpoint is dropped rather than kept with its Dice on the smaller test set."""
     rescored = {}
     for index, (folder, run) in enumerate(runs.items()):
@@ -62,14 +60,12 @@ def rescore_on_more_test_cases(runs: Dict[str, dict], n_test: int, work: str) ->
             if not os.path.isfile(checkpoint):
                 continue
             prediction_dir = os.path.join(work, f"run{index}_{os.path.basename(os.path.normpath(folder))}", method)
-            done = os.path.join(prediction_dir, "done")
-            if not os.path.isfile(done):
+            test_images = os.path.join(raw_folder, TEST_IMAGES_FOLDER)
+            if not predictions_done(prediction_dir, test_images, checkpoint):
                 os.makedirs(prediction_dir, exist_ok=True)
-                run_logged(predict_command(os.path.join(raw_folder, TEST_IMAGES_FOLDER), prediction_dir, dataset_id,
-                                           method, "cpu"), env, prediction_dir + ".log")
-                open(done, "w").close()
-            dice[method] = dice_per_class(prediction_dir, os.path.join(raw_folder, TEST_LABELS_FOLDER),
-                                          [v for v in LABELS.values() if v != 0], FILE_ENDING)
+                run_logged(predict_command(test_images, prediction_dir, dataset_id, method, "cpu"), env,
+                           prediction_dir + ".log")
+            dice[method] = held_out_dice(prediction_dir, raw_folder)
             print(f"{folder} {method}: mean Dice {dice[method]['mean']:.4f} on {n_test} test cases", flush=True)
         rescored[folder] = dict(run, dice=dice, test_cases=n_test)
     return rescored

@@ -133,11 +133,21 @@ def _preprocessing_done(preprocessed_dir: str, dataset_id: int, n_labelled: int)
     return len([f for f in os.listdir(data_folder) if f.endswith(".pkl")]) == n_labelled
 
 
-def _predictions_done(prediction_dir: str, test_images_dir: str, checkpoint: str) -> bool:
-    """All test cases predicted after the checkpoint was written."""
+def predictions_done(prediction_dir: str, test_images_dir: str, checkpoint: str) -> bool:
+    """All test cases predicted after the checkpoint was written (a resumed run or a retrained model predicts again)."""
+    if not os.path.isdir(prediction_dir):
+        return False
     expected = [f.replace(CHANNEL_SUFFIX + FILE_ENDING, FILE_ENDING) for f in os.listdir(test_images_dir)]
     files = [os.path.join(prediction_dir, f) for f in expected]
     return all(os.path.isfile(f) and os.path.getmtime(f) > os.path.getmtime(checkpoint) for f in files)
+
+
+def held_out_dice(prediction_dir: str, raw_folder: str) -> Dict:
+    """dice_per_class of a folder of predictions against the synthetic dataset's held-out references."""
+    from nnunetv2_dualunc.evaluation.dice import dice_per_class
+
+    return dice_per_class(prediction_dir, os.path.join(raw_folder, TEST_LABELS_FOLDER),
+                          [v for v in LABELS.values() if v != 0], FILE_ENDING)
 
 
 def format_dice_table(results: Dict[str, dict], labels: Optional[Dict[str, int]] = None) -> str:
@@ -189,7 +199,6 @@ def run_demo(output_dir: str, seed: int = 0, methods: Sequence[str] = DEMO_METHO
     Re-running on the same output_dir resumes: finished steps are skipped, interrupted training continues
     from its latest checkpoint. Writes dice_results.json and dice_table.md into output_dir and returns
     {"dice": {method: dice_per_class result}, "timings_s": {step: seconds}}."""
-    from nnunetv2_dualunc.evaluation.dice import dice_per_class
     from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
 
     clock = _Clock()
@@ -253,15 +262,14 @@ def run_demo(output_dir: str, seed: int = 0, methods: Sequence[str] = DEMO_METHO
         clock.header(f"Predicting the test images with {method}")
         prediction_dir = os.path.join(output_dir, "predictions", method)
         test_images = os.path.join(raw_folder, TEST_IMAGES_FOLDER)
-        if os.path.isdir(prediction_dir) and _predictions_done(prediction_dir, test_images, checkpoint):
+        if predictions_done(prediction_dir, test_images, checkpoint):
             clock.say("already predicted")
         else:
             command = predict_command(test_images, prediction_dir, dataset_id, method, device)
             _run_logged([console_script(command[0])] + command[1:], env,
                         os.path.join(output_dir, "logs", f"predict_{method}.log"), clock, verbose)
         finish(f"predict_{method}", started)
-        results[method] = dice_per_class(prediction_dir, os.path.join(raw_folder, TEST_LABELS_FOLDER),
-                                         [v for v in LABELS.values() if v != 0], FILE_ENDING)
+        results[method] = held_out_dice(prediction_dir, raw_folder)
         if issubclass(trainer_classes[method], nnUNetTrainerDualUnc):
             started = time.time()
             uncertainty[method] = _uncertainty_step(method, test_images, checkpoint, results[method]["per_case"],
