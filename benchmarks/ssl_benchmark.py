@@ -98,6 +98,25 @@ class LoadSampler:
         return round(sum(self.samples) / len(self.samples), 2) if self.samples else None
 
 
+def _total_seconds(attempts: List[dict]) -> float:
+    return round(sum(a["seconds"] for a in attempts), 1)
+
+
+def _close_interrupted_attempt(state: dict, fold: str) -> dict:
+    """An attempt killed mid-run (a session's end, a crash) left only its start time in the state file; it ended
+    with the last write into its fold folder (a log line, a checkpoint), so the wall-clock a resumed run reports
+    still counts the interrupted part (load unknown: not sampled to the end)."""
+    running = state.get("running")
+    if running is None:
+        return state
+    writes = [os.path.getmtime(os.path.join(folder, name)) for folder, _, names in os.walk(fold) for name in names]
+    seconds = max(writes + [running["start"]]) - running["start"]
+    attempts = state.get("attempts", []) + [{"seconds": round(seconds, 1), "resumed": running["resumed"],
+                                             "mean_load": None, "interrupted": True}]
+    return dict({k: v for k, v in state.items() if k != "running"}, attempts=attempts,
+                train_seconds=_total_seconds(attempts))
+
+
 class BenchmarkRun:
     def __init__(self, setup: BenchmarkSetup, work: str, seed: int, num_processes: int, da_processes: int):
         self.setup, self.seed, self.np, self.da = setup, seed, num_processes, da_processes
@@ -217,12 +236,13 @@ class BenchmarkRun:
         args = train_command(self.setup.dataset_id, self.setup.configuration, "0", trainer_name(method, profile),
                              self.setup.device, fold)
         resume = "--c" in args
+        state = _close_interrupted_attempt(state, fold)
+        self._save_state(method, dict(state, running={"start": time.time(), "resumed": resume}))
         with LoadSampler() as load:
             seconds = self._run(args, f"train_{method}.log")
         attempts = state.get("attempts", []) + [{"seconds": round(seconds, 1), "resumed": resume,
                                                  "mean_load": load.mean}]
-        self._save_state(method, dict(state, trained=True, attempts=attempts,
-                                      train_seconds=round(sum(a["seconds"] for a in attempts), 1)))
+        self._save_state(method, dict(state, trained=True, attempts=attempts, train_seconds=_total_seconds(attempts)))
 
     @property
     def _raw_folder(self) -> str:
@@ -289,7 +309,7 @@ class BenchmarkRun:
                  "pseudo-labelling (s) |", "|---|---|---|---|---|---|---|"]
         for method, trainer, state, phases in rows:
             lines.append(f"| {method} | {trainer} | {state.get('train_seconds')} | {len(state.get('attempts', []))} | "
-                         f"{', '.join(str(a['mean_load']) for a in state.get('attempts', []))} | "
+                         f"{', '.join(str(a['mean_load'] or '?') for a in state.get('attempts', []))} | "
                          f"{phases.get('ranking_s') or '-'} | {phases.get('pseudo_labelling_s') or '-'} |")
         report = "\n".join(lines) + "\n"
         with open(os.path.join(self.work, "results.md"), "w") as f:

@@ -437,3 +437,39 @@ def test_teacher_from_copies_dataset_plans_and_teacher_into_a_new_work_folder(tm
     with pytest.raises(SystemExit, match="warm-start profile"):
         BenchmarkRun(acdc.make_setup("labeled_7", "cpu"), str(tmp_path / "y"), 1, 1, 1).adopt_teacher(
             str(tmp_path / "seed0"))
+
+
+def test_an_interrupted_training_attempt_still_counts_in_the_reported_wall_clock(tmp_path, monkeypatch):
+    import acdc
+    from ssl_benchmark import BenchmarkRun
+
+    run = BenchmarkRun(acdc.make_setup("labeled_7", "cpu_warm"), str(tmp_path / "work"), 0, 1, 1)
+    fold = run._fold_folder("supervised_continued")
+
+    def killed(args, log_name, env=None):  # trains 120 s, writes its latest checkpoint, then the session ends
+        os.makedirs(fold, exist_ok=True)
+        with open(os.path.join(fold, "checkpoint_latest.pth"), "w") as f:
+            f.write("weights")
+        started = run._state("supervised_continued")["running"]["start"]
+        os.utime(os.path.join(fold, "checkpoint_latest.pth"), (started + 120, started + 120))
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(run, "_run", killed)
+    with pytest.raises(SystemExit):
+        run.train("supervised_continued")
+
+    commands = []
+
+    def resumed(args, log_name, env=None):
+        commands.append(args)
+        with open(os.path.join(fold, "checkpoint_final.pth"), "w") as f:
+            f.write("weights")
+        return 30.0
+
+    monkeypatch.setattr(run, "_run", resumed)
+    run.train("supervised_continued")
+    state = run._state("supervised_continued")
+    assert "--c" in commands[0]
+    assert [a["seconds"] for a in state["attempts"]] == [120.0, 30.0]
+    assert state["attempts"][0]["interrupted"] and state["attempts"][1]["resumed"]
+    assert state["train_seconds"] == 150.0 and "running" not in state
