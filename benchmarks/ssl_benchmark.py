@@ -309,7 +309,7 @@ class BenchmarkRun:
                  "pseudo-labelling (s) |", "|---|---|---|---|---|---|---|"]
         for method, trainer, state, phases in rows:
             lines.append(f"| {method} | {trainer} | {state.get('train_seconds')} | {len(state.get('attempts', []))} | "
-                         f"{', '.join(str(a['mean_load'] or '?') for a in state.get('attempts', []))} | "
+                         f"{', '.join('?' if a['mean_load'] is None else str(a['mean_load']) for a in state.get('attempts', []))} | "
                          f"{phases.get('ranking_s') or '-'} | {phases.get('pseudo_labelling_s') or '-'} |")
         report = "\n".join(lines) + "\n"
         with open(os.path.join(self.work, "results.md"), "w") as f:
