@@ -53,10 +53,9 @@ from nnunetv2_dualunc.evaluation.metrics import dice  # noqa: E402
 from nnunetv2_dualunc.inference.predictors import SnapshotPredictor  # noqa: E402
 from nnunetv2_dualunc.method.ranking import RELIABLE, read_ranking  # noqa: E402
 from nnunetv2_dualunc.method.schedule import Phase  # noqa: E402
-from nnunetv2_dualunc.network.dual_decoder import strip_auxiliary_decoder  # noqa: E402
 from nnunetv2_dualunc.run_layout import pseudo_label_folder, sample_ranking_path  # noqa: E402
 from compare_runs import paired_case_statistics  # noqa: E402
-from ranking_quality import FinishedRun  # noqa: E402
+from ranking_quality import FinishedRun, load_network_weights  # noqa: E402
 from report_files import print_and_save  # noqa: E402
 
 STORED_PHASES = (Phase.STAGE1.value, Phase.STAGE2.value)
@@ -149,11 +148,6 @@ def render(data: dict, reference: Optional[str], out: Optional[str]) -> None:
         raise SystemExit(f"--reference {reference}: no such recipe among {sorted(data['recipes'])}")
     print_and_save(f"Pseudo-label quality against the hidden labels: {data['fold_folder']}\n\n"
                    + markdown(data["recipes"], data["descriptions"], reference), data, out)
-
-
-def load_network_weights(path: str) -> dict:
-    """The main-path weights of a checkpoint or snapshot (nnUNetTrainer's or a dual-decoder run's)."""
-    return strip_auxiliary_decoder(torch.load(path, map_location="cpu", weights_only=False)["network_weights"])
 
 
 def mirroring_axes(run: FinishedRun) -> tuple:

@@ -25,7 +25,7 @@ import ast
 import json
 import os
 import sys
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -60,7 +60,8 @@ class FinishedRun:
         explicit = debug.get("explicit_snapshot_epochs", debug.get("snapshot_epochs"))
         self.schedule = StageSchedule(int(debug["pretrain_epochs"]), int(debug["stage1_epochs"]),
                                       int(debug["stage2_epochs"]), int(debug["num_snapshots"]),
-                                      explicit_snapshot_epochs=ast.literal_eval(explicit))
+                                      explicit_snapshot_epochs=ast.literal_eval(explicit),
+                                      include_initial_snapshot=debug.get("snapshot_initial_weights") == "True")
         self.unlabelled_preprocessed_folder = debug["unlabelled_preprocessed_folder"]
 
     def weights(self, completed_epochs: int) -> dict:
@@ -89,13 +90,21 @@ def predict_with_teacher(run: FinishedRun, raw_dataset: str, output_folder: str,
                                  num_processes_segmentation_export=num_processes)
 
 
-def rescore(run: FinishedRun, cases: Sequence[str]) -> Dict[str, Dict[str, float]]:
+def load_network_weights(path: str) -> dict:
+    """The main-path weights of a checkpoint or snapshot (nnUNetTrainer's or a dual-decoder run's)."""
+    return strip_auxiliary_decoder(torch.load(path, map_location="cpu", weights_only=False)["network_weights"])
+
+
+def rescore(run: FinishedRun, cases: Sequence[str], initial_weights: Optional[str] = None) -> Dict[str, Dict[str, float]]:
     """Eq. 1 recomputed from the saved snapshots on the preprocessed cases, as the trainer does, per image voxel
-    (the paper) and per teacher-foreground voxel (the option)."""
+    (the paper) and per teacher-foreground voxel (the option). initial_weights (a warm start's loaded checkpoint):
+    also Eq. 1 with that model as one more, first snapshot ("with_initial"), and its difference from the teacher
+    alone ("initial_only") -- what snapshot_initial_weights would have ranked by, without training that run."""
     predictor = SnapshotPredictor(run.network(), run.plans_manager, run.configuration_manager, run.dataset_json,
                                   torch.device("cpu"))
     epochs = run.schedule.snapshot_epochs
     weights = {e: run.weights(e) for e in epochs}
+    initial = load_network_weights(initial_weights) if initial_weights else None
     dataset = nnUNetDatasetBlosc2(run.unlabelled_preprocessed_folder, list(cases))
     scores = {}
     for case in cases:
@@ -104,6 +113,10 @@ def rescore(run: FinishedRun, cases: Sequence[str]) -> Dict[str, Dict[str, float
         earlier = [predictor.probabilities(data, weights[e]) for e in epochs[:-1]]
         scores[case] = {"paper": sample_uncertainty(teacher, earlier),
                         "per_foreground_voxel": sample_uncertainty(teacher, earlier, per_foreground_voxel=True)}
+        if initial is not None:
+            loaded = predictor.probabilities(data, initial)
+            scores[case]["with_initial"] = sample_uncertainty(teacher, [loaded] + earlier)
+            scores[case]["initial_only"] = sample_uncertainty(teacher, [loaded])
     return scores
 
 
@@ -142,6 +155,8 @@ def main(argv: List[str] = None) -> None:
     parser.add_argument("--references", required=True, help="folder with the unlabelled cases' hidden labels")
     parser.add_argument("--rescore", action="store_true",
                         help="also recompute Eq. 1 from the snapshots, per image voxel and per foreground voxel")
+    parser.add_argument("--initial-weights", metavar="CHECKPOINT",
+                        help="with --rescore: a warm start's loaded checkpoint, also scored as Eq. 1's first snapshot")
     parser.add_argument("--np", type=int, default=2, help="processes for pre/post-processing and evaluation")
     args = parser.parse_args(argv)
     run = FinishedRun(args.fold_folder)
@@ -161,8 +176,8 @@ def main(argv: List[str] = None) -> None:
                "teacher_mean_dice_per_class": {names.get(int(label), label): v["dice"]
                                                for label, v in evaluation["mean_per_class"].items()}}
     if args.rescore:
-        recomputed = rescore(run, sorted(scores["trainer"]))
-        for key in ("paper", "per_foreground_voxel"):
+        recomputed = rescore(run, sorted(scores["trainer"]), args.initial_weights)
+        for key in next(iter(recomputed.values())):
             scores[key] = {case: values[key] for case, values in recomputed.items()}
         summary["recomputed_vs_trainer_max_relative_difference"] = max(
             abs(scores["paper"][c] - scores["trainer"][c]) / max(abs(scores["trainer"][c]), 1e-12)

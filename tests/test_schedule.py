@@ -44,6 +44,15 @@ def test_more_snapshots_than_pretraining_epochs_is_refused_with_the_fix():
     StageSchedule(3, 0, 2, num_snapshots=50)
 
 
+def test_initial_weights_come_first_among_the_snapshots_and_are_kept():
+    s = StageSchedule(3, 5, 5, num_snapshots=3, include_initial_snapshot=True)
+    assert s.snapshot_epochs == (0, 1, 2, 3)
+    assert 0 in s.saved_weight_epochs and s.teacher_epoch == 3
+    assert StageSchedule(10, 1, 1, explicit_snapshot_epochs=(6, 10), include_initial_snapshot=True
+                         ).snapshot_epochs == (0, 6, 10)
+    assert 0 not in StageSchedule(3, 5, 5, num_snapshots=3).saved_weight_epochs
+
+
 def test_explicit_snapshot_epochs_must_end_with_teacher():
     assert StageSchedule(10, 1, 1, explicit_snapshot_epochs=(2, 10, 6)).snapshot_epochs == (2, 6, 10)
     with pytest.raises(ScheduleError):

@@ -237,6 +237,14 @@ class nnUNetTrainerDualUncWarmStartMirroredLabels(nnUNetTrainerDualUncWarmStart)
     pseudo_label_mirroring = True
 
 
+class nnUNetTrainerDualUncWarmStartLoadedSnapshot(nnUNetTrainerDualUncWarmStart):
+    """Warm-start DualUnc whose Eq. 1 ranking has the loaded model as its first snapshot (the product attribute
+    snapshot_initial_weights). Why: with K = 3 snapshots one adaptation epoch apart the ranking did not separate good
+    from bad pseudo-labels in the losing seeds (Spearman with the labeller's per-volume Dice -0.13); the loaded model
+    is the end of the teacher's own 2500-step training, so it adds how far the adaptation moved each case."""
+    snapshot_initial_weights = True
+
+
 class nnUNetTrainerContinuedOneLRDecay(nnUNetTrainerContinued):
     """The control of the schedule ablation: supervised-continued with one poly decay over all its epochs."""
     lr_restart_each_phase = False
@@ -272,6 +280,7 @@ METHODS = {"supervised": None, "self_training": nnUNetTrainerSelfTraining,
            "dualunc_warm_long_adaptation": nnUNetTrainerDualUncWarmStart,
            "dualunc_warm_summed_loss": nnUNetTrainerDualUncWarmStartSummedLoss,
            "dualunc_warm_mirrored_labels": nnUNetTrainerDualUncWarmStartMirroredLabels,
+           "dualunc_warm_loaded_snapshot": nnUNetTrainerDualUncWarmStartLoadedSnapshot,
            # the schedule ablation: a control and a warm start with one learning-rate decay over all phases
            "supervised_continued_one_lr_decay": nnUNetTrainerContinuedOneLRDecay,
            "dualunc_warm_one_lr_decay": nnUNetTrainerDualUncWarmStartOneLRDecay}
@@ -288,6 +297,7 @@ TRAINER_BASE_NAMES = {"supervised": "nnUNetTrainer", "self_training": "nnUNetTra
                       "dualunc_warm_long_adaptation": "nnUNetTrainerDualUncWarmStartLongAdaptation",
                       "dualunc_warm_summed_loss": "nnUNetTrainerDualUncWarmStartSummedLoss",
                       "dualunc_warm_mirrored_labels": "nnUNetTrainerDualUncWarmStartMirroredLabels",
+                      "dualunc_warm_loaded_snapshot": "nnUNetTrainerDualUncWarmStartLoadedSnapshot",
                       "supervised_continued_one_lr_decay": "nnUNetTrainerContinuedOneLRDecay",
                       "dualunc_warm_one_lr_decay": "nnUNetTrainerDualUncWarmStartOneLRDecay"}
 #: the comparison of the paper's Table 3, run by default; the others on request (--methods)

@@ -36,6 +36,9 @@ class StageSchedule:
     # snapshots are uniformly wrong on every case and only add noise to the ranking
     snapshot_start_fraction: float = 0.5
     explicit_snapshot_epochs: Optional[Tuple[int, ...]] = field(default=None)
+    # the weights before the first epoch (completed-epoch count 0) as one more, first snapshot: for a warm start
+    # that is the loaded model, the end of the teacher's own training (from scratch it would be random weights)
+    include_initial_snapshot: bool = False
 
     def __post_init__(self):
         for name in ("pretrain_epochs", "stage1_epochs", "stage2_epochs"):
@@ -79,7 +82,12 @@ class StageSchedule:
 
     @property
     def snapshot_epochs(self) -> Tuple[int, ...]:
-        """Completed-epoch counts after which the K ranking snapshots are saved; the last one is the teacher."""
+        """Completed-epoch counts after which the ranking snapshots are saved; the last one is the teacher. K of
+        them are taken during pre-training, preceded by 0 (the initial weights) with include_initial_snapshot."""
+        initial = (0,) if self.include_initial_snapshot else ()
+        return initial + self._trained_snapshot_epochs()
+
+    def _trained_snapshot_epochs(self) -> Tuple[int, ...]:
         k, e = self.num_snapshots, self.pretrain_epochs
         if self.explicit_snapshot_epochs is not None:
             epochs = tuple(sorted(set(self.explicit_snapshot_epochs)))

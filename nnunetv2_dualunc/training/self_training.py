@@ -47,6 +47,9 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
     # --- ranking ---------------------------------------------------------------------------------------------
     num_snapshots: int = 5  # K; spread over the second half of pre-training, the last one is the teacher
     explicit_snapshot_epochs: Optional[tuple] = None  # completed-epoch counts of the snapshots; None: even spread
+    # the weights before the first epoch as one more, first snapshot of Eq. 1 (not the paper's): after a warm start
+    # that is the loaded model, so the ranking sees how far the short first phase moved each case's prediction
+    snapshot_initial_weights: bool = False
     reliable_fraction: float = 0.5
     # Eq. 1 per voxel the teacher labels foreground instead of per image voxel (not the paper's; see method/ranking)
     uncertainty_per_foreground_voxel: bool = False
@@ -71,7 +74,8 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
                                 f"explicit_snapshot_epochs now (None: K snapshots spread evenly)")
         self.stage_schedule = StageSchedule(
             self.pretrain_epochs, self.stage1_epochs, self.stage2_epochs, self.num_snapshots,
-            explicit_snapshot_epochs=self.explicit_snapshot_epochs)
+            explicit_snapshot_epochs=self.explicit_snapshot_epochs,
+            include_initial_snapshot=self.snapshot_initial_weights)
         self.num_epochs = self.stage_schedule.total_epochs
         if not 0.0 < self.reliable_fraction <= 1.0:  # else rank_cases would refuse it only after pre-training
             raise ScheduleError(f"{self.__class__.__name__}.reliable_fraction = {self.reliable_fraction}: it must be "
@@ -108,6 +112,8 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
 
     def on_epoch_start(self):
         super().on_epoch_start()
+        if self.current_epoch == 0 and 0 in self.stage_schedule.saved_weight_epochs:
+            self._save_weights(0)  # after on_train_start, so a warm start's loaded weights
         phase = self.stage_schedule.phase_at(self.current_epoch)
         if phase is not self.active_phase:
             self._enter_phase(phase)

@@ -72,6 +72,10 @@ nnUNetTrainer_test = budget_variant(nnUNetTrainer, "nnUNetTrainer_test", 2, 2, 1
 nnUNetTrainerDualUncWarmStart_test = budget_variant(nnUNetTrainerDualUncWarmStart, "nnUNetTrainerDualUncWarmStart_test",
                                                     (2, 1, 1), 2, 1, num_snapshots=2,
                                                     warm_start_trainer="nnUNetTrainer_test")
+#: the same warm start with the loaded model as the first snapshot of Eq. 1
+nnUNetTrainerDualUncWarmStartLoadedSnapshot_test = budget_variant(
+    nnUNetTrainerDualUncWarmStart, "nnUNetTrainerDualUncWarmStartLoadedSnapshot_test", (2, 1, 1), 2, 1,
+    num_snapshots=2, warm_start_trainer="nnUNetTrainer_test", snapshot_initial_weights=True)
 #: the supervised control of that warm start: same model, same phases of the learning rate, labelled cases only
 nnUNetTrainerContinued_test = budget_variant(nnUNetTrainerContinued, "nnUNetTrainerContinued_test", 4, 2, 1,
                                              lr_phases=(2, 1, 1), warm_start_trainer="nnUNetTrainer_test")
