@@ -99,7 +99,9 @@ def rescore(run: FinishedRun, cases: Sequence[str], initial_weights: Optional[st
     """Eq. 1 recomputed from the saved snapshots on the preprocessed cases, as the trainer does, per image voxel
     (the paper) and per teacher-foreground voxel (the option). initial_weights (a warm start's loaded checkpoint):
     also Eq. 1 with that model as one more, first snapshot ("with_initial"), and its difference from the teacher
-    alone ("initial_only") -- what snapshot_initial_weights would have ranked by, without training that run."""
+    alone ("initial_only") -- what snapshot_initial_weights would have ranked by, without training that run. A run
+    that had its initial weights as a snapshot is also scored without them ("without_initial"): both rankings from
+    the very same snapshots."""
     predictor = SnapshotPredictor(run.network(), run.plans_manager, run.configuration_manager, run.dataset_json,
                                   torch.device("cpu"))
     epochs = run.schedule.snapshot_epochs
@@ -113,6 +115,8 @@ def rescore(run: FinishedRun, cases: Sequence[str], initial_weights: Optional[st
         earlier = [predictor.probabilities(data, weights[e]) for e in epochs[:-1]]
         scores[case] = {"paper": sample_uncertainty(teacher, earlier),
                         "per_foreground_voxel": sample_uncertainty(teacher, earlier, per_foreground_voxel=True)}
+        if run.schedule.include_initial_snapshot:  # the same run's ranking as Eq. 1 of the trained snapshots only
+            scores[case]["without_initial"] = sample_uncertainty(teacher, earlier[1:])
         if initial is not None:
             loaded = predictor.probabilities(data, initial)
             scores[case]["with_initial"] = sample_uncertainty(teacher, [loaded] + earlier)
