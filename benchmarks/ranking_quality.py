@@ -152,17 +152,35 @@ def ranking_quality(scores: Dict[str, float], dice: Dict[str, float], reliable_f
             "reliable_cases": len(reliable)}
 
 
+def markdown_table(summaries: Dict[str, dict]) -> str:
+    """One row per file and ranking: how well each ranking separates good from bad pseudo-labels."""
+    rows = ["| run | ranking | Spearman (score vs pseudo-label Dice) | mean Dice, reliable half | unreliable half | "
+            "oracle's best half |", "|---|---|---|---|---|---|"]
+    for name, summary in summaries.items():
+        for ranking, r in summary["rankings"].items():
+            rows.append(f"| {name} | {ranking} | {r['spearman_score_vs_dice']:+.2f} | {r['mean_dice_reliable']:.3f} | "
+                        f"{r['mean_dice_unreliable']:.3f} | {r['mean_dice_oracle_best_half']:.3f} |")
+    return "\n".join(rows)
+
+
 def main(argv: List[str] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fold-folder", required=True, help="fold folder of a finished run with a ranking")
-    parser.add_argument("--raw", required=True, help="the run's raw dataset folder (its imagesUnlabeled is predicted)")
-    parser.add_argument("--references", required=True, help="folder with the unlabelled cases' hidden labels")
+    parser.add_argument("--from-json", nargs="+", metavar="ranking_quality.json",
+                        help="only print the markdown table of finished analyses (no other argument needed)")
+    parser.add_argument("--fold-folder", help="fold folder of a finished run with a ranking")
+    parser.add_argument("--raw", help="the run's raw dataset folder (its imagesUnlabeled is predicted)")
+    parser.add_argument("--references", help="folder with the unlabelled cases' hidden labels")
     parser.add_argument("--rescore", action="store_true",
                         help="also recompute Eq. 1 from the snapshots, per image voxel and per foreground voxel")
     parser.add_argument("--initial-weights", metavar="CHECKPOINT",
                         help="with --rescore: a warm start's loaded checkpoint, also scored as Eq. 1's first snapshot")
     parser.add_argument("--np", type=int, default=2, help="processes for pre/post-processing and evaluation")
     args = parser.parse_args(argv)
+    if args.from_json:
+        print(markdown_table({os.path.basename(path): load_json(path) for path in args.from_json}))
+        return
+    if not (args.fold_folder and args.raw and args.references):
+        parser.error("--fold-folder, --raw and --references are required (or --from-json)")
     run = FinishedRun(args.fold_folder)
     ranking = read_ranking(sample_ranking_path(run.fold_folder))
     labels, names = labels_from_dataset_json(run.dataset_json)

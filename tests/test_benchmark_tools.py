@@ -474,3 +474,20 @@ def test_an_interrupted_training_attempt_still_counts_in_the_reported_wall_clock
     assert [a["seconds"] for a in state["attempts"]] == [120.0, 30.0]
     assert state["attempts"][0]["interrupted"] and state["attempts"][1]["resumed"]
     assert state["train_seconds"] == 150.0 and "running" not in state
+
+
+def test_ranking_quality_tables_every_ranking_of_every_file(tmp_path, capsys):
+    import ranking_quality
+
+    def ranking(spearman, reliable):
+        return {"spearman_score_vs_dice": spearman, "mean_dice_reliable": reliable, "mean_dice_unreliable": 0.4,
+                "mean_dice_oracle_best_half": 0.7}
+    path = tmp_path / "seed1.json"
+    path.write_text(json.dumps({"rankings": {"paper": ranking(-0.24, 0.559),
+                                             "per_foreground_voxel": ranking(-0.69, 0.637)}}))
+    ranking_quality.main(["--from-json", str(path)])
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert rows[2:] == ["| seed1.json | paper | -0.24 | 0.559 | 0.400 | 0.700 |",
+                        "| seed1.json | per_foreground_voxel | -0.69 | 0.637 | 0.400 | 0.700 |"]
+    with pytest.raises(SystemExit):  # an analysis needs its run
+        ranking_quality.main(["--fold-folder", str(tmp_path)])
