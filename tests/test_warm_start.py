@@ -11,7 +11,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunetv2_dualunc.network.dual_decoder import build_dual_decoder_network
-from nnunetv2_dualunc.run_layout import ranking_settings_path, sample_ranking_path
+from nnunetv2_dualunc.run_layout import ranking_settings_path, sample_ranking_path, snapshot_path
 from nnunetv2_dualunc.training.warm_start import (WARM_START_VARIABLE, checkpoint_differences, warm_start_weights,
                                                   weight_differences)
 
@@ -124,12 +124,11 @@ def test_stock_model_then_warm_start_then_predict(planned_workspace, tmp_path):
     loaded_first = "nnUNetTrainerDualUncWarmStartLoadedSnapshot_test"
     ws.run(["nnUNetv2_train", "991", "2d", "all", "-tr", loaded_first, "-device", "cpu"], "warm_loaded_snapshot.log")
     fold = ws.results_folder(loaded_first)
-    snapshot = torch.load(os.path.join(fold, "snapshots", "weights_after_epoch_0000.pth"), weights_only=True)
+    snapshot = torch.load(snapshot_path(fold, 0), weights_only=True)
     loaded = torch.load(checkpoint_file, map_location="cpu", weights_only=False)["network_weights"]
     assert all(torch.equal(snapshot["network_weights"][k], v) for k, v in loaded.items())
     assert not torch.equal(snapshot["network_weights"][next(iter(loaded))],  # training moved on from it
-                           torch.load(os.path.join(fold, "snapshots", "weights_after_epoch_0002.pth"),
-                                      weights_only=True)["network_weights"][next(iter(loaded))])
+                           torch.load(snapshot_path(fold, 2), weights_only=True)["network_weights"][next(iter(loaded))])
     with open(ranking_settings_path(sample_ranking_path(fold))) as f:
         assert json.load(f)["snapshot_epochs"] == [0, 1, 2]
 
