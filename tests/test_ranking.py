@@ -84,9 +84,9 @@ def test_read_ranking_rejects_other_files(tmp_path):
         read_ranking(str(path))
 
 
-def _trainer_with_ranking_on_disk(tmp_path, reliable_fraction: float, snapshot_epochs=(1, 2)):
-    """A DualUnc trainer object reduced to what _ensure_ranking reads, with a ranking of 8 cases already on disk
-    (computed with snapshots (1, 2) and the paper's split)."""
+def _trainer_with_ranking_on_disk(tmp_path, reliable_fraction: float, snapshot_epochs=(1, 2), trainer_class=None):
+    """A DualUnc trainer object (or one of trainer_class) reduced to what _ensure_ranking reads, with a ranking of 8
+    cases already on disk (computed with snapshots (1, 2), the paper's per-case mean and the paper's split)."""
     from nnunetv2_dualunc.method.schedule import StageSchedule
     from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
     from nnunetv2_dualunc.run_layout import SAMPLE_RANKING_FILE
@@ -94,12 +94,11 @@ def _trainer_with_ranking_on_disk(tmp_path, reliable_fraction: float, snapshot_e
     cases = [f"case_{i}" for i in range(8)]
     write_ranking(str(tmp_path / SAMPLE_RANKING_FILE), rank_cases({c: float(i) for i, c in enumerate(cases)}, 0.5),
                   {"snapshot_epochs": [1, 2], "uncertainty_per_foreground_voxel": False, "reliable_fraction": 0.5})
-    trainer = object.__new__(nnUNetTrainerDualUnc)
+    trainer = object.__new__(trainer_class or nnUNetTrainerDualUnc)
     trainer.output_folder = str(tmp_path)
     trainer.stage_schedule = StageSchedule(2, 1, 1, explicit_snapshot_epochs=snapshot_epochs)
     trainer.unlabelled_cases = cases
     trainer.reliable_fraction = reliable_fraction
-    trainer.uncertainty_per_foreground_voxel = False
     trainer.print_to_log_file = lambda *args, **kwargs: None
     return trainer, str(tmp_path / SAMPLE_RANKING_FILE)
 
@@ -116,6 +115,21 @@ def test_stored_scores_of_other_snapshots_are_recomputed(tmp_path):
     trainer, _ = _trainer_with_ranking_on_disk(tmp_path, reliable_fraction=0.5, snapshot_epochs=(1, 2))
     assert trainer._ensure_ranking()  # same snapshots (1, 2): reused without predicting
     trainer.stage_schedule = type(trainer.stage_schedule)(3, 1, 1, explicit_snapshot_epochs=(1, 3))
+
+    def no_prediction_expected(use_mirroring):
+        raise RuntimeError("recomputing")
+    trainer._snapshot_predictor = no_prediction_expected
+    with pytest.raises(RuntimeError, match="recomputing"):
+        trainer._ensure_ranking()
+
+
+@pytest.mark.parametrize("trainer_name", ["nnUNetTrainerDualUncFgRank", "nnUNetTrainerDualUncWarmStartFgRank"])
+def test_fg_rank_trainers_do_not_reuse_a_ranking_by_the_papers_mean(tmp_path, trainer_name):
+    """The per-foreground trainers score Eq. 1 per foreground voxel, so a stored ranking by the paper's per-case
+    mean (say, from a run resumed under the other trainer) is recomputed, not reused."""
+    from nnunetv2_dualunc.training import dualunc_fg_rank
+    trainer, _ = _trainer_with_ranking_on_disk(tmp_path, 0.5, trainer_class=getattr(dualunc_fg_rank, trainer_name))
+    assert trainer.uncertainty_per_foreground_voxel
 
     def no_prediction_expected(use_mirroring):
         raise RuntimeError("recomputing")

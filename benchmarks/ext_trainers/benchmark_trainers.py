@@ -24,6 +24,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2_dualunc.training.budget_variants import budget_variant
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
+from nnunetv2_dualunc.training.dualunc_fg_rank import nnUNetTrainerDualUncFgRank, nnUNetTrainerDualUncWarmStartFgRank
 from nnunetv2_dualunc.training.dualunc_light_aux import nnUNetTrainerDualUncLightAux
 from nnunetv2_dualunc.training.dualunc_pseudo_dice import nnUNetTrainerDualUncWarmStartPseudoDice
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
@@ -124,11 +125,6 @@ def _variant(method: str, profile: str) -> type:
     return budget_variant(_seeded(base), name, (pretrain, stage1, stage2), iterations, val_iterations,
                           module=__name__, num_snapshots=num_snapshots,
                           warm_start_trainer=_teacher_trainer(profile))
-
-
-class nnUNetTrainerDualUncFgRank(nnUNetTrainerDualUnc):
-    """DualUnc ranking by Eq. 1 per teacher-foreground voxel (docs/BENCHMARKS.md, ranking quality)."""
-    uncertainty_per_foreground_voxel = True
 
 
 class nnUNetTrainerDualUncStepMatched(nnUNetTrainerDualUnc):
@@ -243,14 +239,6 @@ class nnUNetTrainerDualUncWarmStartLoadedSnapshot(nnUNetTrainerDualUncWarmStart)
     from bad pseudo-labels in the losing seeds (Spearman with the labeller's per-volume Dice -0.13); the loaded model
     is the end of the teacher's own 2500-step training, so it adds how far the adaptation moved each case."""
     snapshot_initial_weights = True
-
-
-class nnUNetTrainerDualUncWarmStartFgRank(nnUNetTrainerDualUncWarmStart):
-    """Warm-start DualUnc ranking by Eq. 1 per teacher-foreground voxel (the product attribute
-    uncertainty_per_foreground_voxel). Why: on teacher 4 (3 labelled, seed 0) the recomputed per-foreground score
-    ranked the stage-1 pseudo-labels far better than Eq. 1 as written (Spearman with their Dice -0.69 against -0.24;
-    reliable half 0.637 against 0.559), as it did for the from-scratch teachers (section 3)."""
-    uncertainty_per_foreground_voxel = True
 
 
 class nnUNetTrainerContinuedOneLRDecay(nnUNetTrainerContinued):
