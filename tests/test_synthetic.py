@@ -243,7 +243,8 @@ def test_demo_methods_take_the_same_number_of_gradient_steps():
     assert start is demo_trainers.nnUNetTrainer_demo and control is demo_trainers.nnUNetTrainerContinued_demo
     assert demo.DEMO_METHODS == (demo.DEMO_START_MODEL, demo.DEMO_CONTROL, demo.DEMO_RECOMMENDED)
     for warm in (recommended, demo_trainers.nnUNetTrainerDualUncWarmStart_demo,
-                 demo_trainers.nnUNetTrainerDualUncWarmStartPseudoDice_demo):
+                 demo_trainers.nnUNetTrainerDualUncWarmStartPseudoDice_demo,
+                 demo_trainers.nnUNetTrainerDualUncWarmStartFgRank_demo):
         phases = (warm.pretrain_epochs, warm.stage1_epochs, warm.stage2_epochs)
         assert phases == control.lr_phases == demo_trainers.WARM_PHASES
         assert warm.iterations_per_epoch == demo_trainers.DEMO_ITERATIONS_PER_EPOCH

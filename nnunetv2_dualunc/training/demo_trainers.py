@@ -10,6 +10,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2_dualunc.training.budget_variants import budget_variant
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
+from nnunetv2_dualunc.training.dualunc_fg_rank import nnUNetTrainerDualUncWarmStartFgRank
 from nnunetv2_dualunc.training.dualunc_pseudo_dice import nnUNetTrainerDualUncWarmStartPseudoDice
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
 
@@ -31,6 +32,10 @@ nnUNetTrainerDualUncWarmStart_demo = budget_variant(
 #: the same with nnU-Net's Dice added to the pseudo-label loss (nnUNetTrainerDualUncWarmStartPseudoDice)
 nnUNetTrainerDualUncWarmStartPseudoDice_demo = budget_variant(
     nnUNetTrainerDualUncWarmStartPseudoDice, "nnUNetTrainerDualUncWarmStartPseudoDice_demo", WARM_PHASES,
+    DEMO_ITERATIONS_PER_EPOCH, DEMO_VAL_ITERATIONS, num_snapshots=2, warm_start_trainer=nnUNetTrainer_demo.__name__)
+#: the same ranking by Eq. 1 per foreground voxel (nnUNetTrainerDualUncWarmStartFgRank)
+nnUNetTrainerDualUncWarmStartFgRank_demo = budget_variant(
+    nnUNetTrainerDualUncWarmStartFgRank, "nnUNetTrainerDualUncWarmStartFgRank_demo", WARM_PHASES,
     DEMO_ITERATIONS_PER_EPOCH, DEMO_VAL_ITERATIONS, num_snapshots=2, warm_start_trainer=nnUNetTrainer_demo.__name__)
 #: the control: the same model, the same extra epochs and learning-rate schedule, labelled cases only
 nnUNetTrainerContinued_demo = budget_variant(
