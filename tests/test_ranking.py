@@ -103,6 +103,15 @@ def _trainer_with_ranking_on_disk(tmp_path, reliable_fraction: float, snapshot_e
     return trainer, str(tmp_path / SAMPLE_RANKING_FILE)
 
 
+def _assert_ranking_is_recomputed(trainer) -> None:
+    """_ensure_ranking goes on to predict with the snapshots (stopped there) instead of reusing the stored scores."""
+    def no_prediction_expected(use_mirroring):
+        raise RuntimeError("recomputing")
+    trainer._snapshot_predictor = no_prediction_expected
+    with pytest.raises(RuntimeError, match="recomputing"):
+        trainer._ensure_ranking()
+
+
 def test_resumed_run_with_another_reliable_fraction_re_splits_the_stored_scores(tmp_path):
     trainer, path = _trainer_with_ranking_on_disk(tmp_path, reliable_fraction=0.25)
     ranking = trainer._ensure_ranking()
@@ -115,12 +124,7 @@ def test_stored_scores_of_other_snapshots_are_recomputed(tmp_path):
     trainer, _ = _trainer_with_ranking_on_disk(tmp_path, reliable_fraction=0.5, snapshot_epochs=(1, 2))
     assert trainer._ensure_ranking()  # same snapshots (1, 2): reused without predicting
     trainer.stage_schedule = type(trainer.stage_schedule)(3, 1, 1, explicit_snapshot_epochs=(1, 3))
-
-    def no_prediction_expected(use_mirroring):
-        raise RuntimeError("recomputing")
-    trainer._snapshot_predictor = no_prediction_expected
-    with pytest.raises(RuntimeError, match="recomputing"):
-        trainer._ensure_ranking()
+    _assert_ranking_is_recomputed(trainer)
 
 
 @pytest.mark.parametrize("trainer_name", ["nnUNetTrainerDualUncFgRank", "nnUNetTrainerDualUncWarmStartFgRank"])
@@ -130,12 +134,7 @@ def test_fg_rank_trainers_do_not_reuse_a_ranking_by_the_papers_mean(tmp_path, tr
     from nnunetv2_dualunc.training import dualunc_fg_rank
     trainer, _ = _trainer_with_ranking_on_disk(tmp_path, 0.5, trainer_class=getattr(dualunc_fg_rank, trainer_name))
     assert trainer.uncertainty_per_foreground_voxel
-
-    def no_prediction_expected(use_mirroring):
-        raise RuntimeError("recomputing")
-    trainer._snapshot_predictor = no_prediction_expected
-    with pytest.raises(RuntimeError, match="recomputing"):
-        trainer._ensure_ranking()
+    _assert_ranking_is_recomputed(trainer)
 
 
 def test_reusable_ranking_needs_the_settings_file_and_the_same_cases(tmp_path):

@@ -281,23 +281,9 @@ METHODS = {"supervised": None, "self_training": nnUNetTrainerSelfTraining,
            # the schedule ablation: a control and a warm start with one learning-rate decay over all phases
            "supervised_continued_one_lr_decay": nnUNetTrainerContinuedOneLRDecay,
            "dualunc_warm_one_lr_decay": nnUNetTrainerDualUncWarmStartOneLRDecay}
-TRAINER_BASE_NAMES = {"supervised": "nnUNetTrainer", "self_training": "nnUNetTrainerSelfTraining",
-                      "sample_sorting": "nnUNetTrainerSelfTrainingSS", "dualunc": "nnUNetTrainerDualUnc",
-                      "dualunc_light_aux": "nnUNetTrainerDualUncLightAux", "dualunc_fg_rank": "nnUNetTrainerDualUncFgRank",
-                      "dualunc_step_matched": "nnUNetTrainerDualUncStepMatched",
-                      "supervised_continued": "nnUNetTrainerContinued", "dualunc_warm": "nnUNetTrainerDualUncWarmStart",
-                      "dualunc_warm_oracle": "nnUNetTrainerDualUncWarmStartOracle",
-                      "dualunc_warm_half_oracle": "nnUNetTrainerDualUncWarmStartHalfOracle",
-                      "dualunc_warm_detached": "nnUNetTrainerDualUncWarmStartDetached",
-                      "dualunc_warm_pseudo_dice": "nnUNetTrainerDualUncWarmStartPseudoDice",
-                      "dualunc_warm_no_unlabelled": "nnUNetTrainerDualUncWarmStartNoUnlabelled",
-                      "dualunc_warm_long_adaptation": "nnUNetTrainerDualUncWarmStartLongAdaptation",
-                      "dualunc_warm_summed_loss": "nnUNetTrainerDualUncWarmStartSummedLoss",
-                      "dualunc_warm_mirrored_labels": "nnUNetTrainerDualUncWarmStartMirroredLabels",
-                      "dualunc_warm_loaded_snapshot": "nnUNetTrainerDualUncWarmStartLoadedSnapshot",
-                      "dualunc_warm_fg_rank": "nnUNetTrainerDualUncWarmStartFgRank",
-                      "supervised_continued_one_lr_decay": "nnUNetTrainerContinuedOneLRDecay",
-                      "dualunc_warm_one_lr_decay": "nnUNetTrainerDualUncWarmStartOneLRDecay"}
+#: the base name of each method's budget variants: its class's name, or where one class runs two methods, its own
+TRAINER_BASE_NAMES = {method: "nnUNetTrainer" if cls is None else cls.__name__ for method, cls in METHODS.items()}
+TRAINER_BASE_NAMES["dualunc_warm_long_adaptation"] = "nnUNetTrainerDualUncWarmStartLongAdaptation"
 #: the comparison of the paper's Table 3, run by default; the others on request (--methods)
 PAPER_METHODS = ("supervised", "self_training", "sample_sorting", "dualunc")
 
