@@ -12,6 +12,8 @@ from nnunetv2_dualunc.training.demo_trainers import (nnUNetTrainer_demo, nnUNetT
                                                      nnUNetTrainerDualUncWarmStartFgRank_demo,
                                                      nnUNetTrainerDualUncWarmStartPseudoDice_demo)
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
+from nnunetv2_dualunc.training.dualunc_copy_paste import (nnUNetTrainerDualUncCopyPaste,
+                                                          nnUNetTrainerDualUncWarmStartCopyPaste)
 from nnunetv2_dualunc.training.dualunc_fg_rank import nnUNetTrainerDualUncFgRank, nnUNetTrainerDualUncWarmStartFgRank
 from nnunetv2_dualunc.training.dualunc_light_aux import nnUNetTrainerDualUncLightAux
 from nnunetv2_dualunc.training.dualunc_pseudo_dice import (nnUNetTrainerDualUncPseudoDice,
@@ -23,7 +25,8 @@ from nnunetv2_dualunc.training.self_training import nnUNetTrainerSelfTraining
 __all__ = ["nnUNetTrainerSelfTraining", "nnUNetTrainerSelfTrainingSS", "nnUNetTrainerDualUnc",
            "nnUNetTrainerDualUncLightAux", "nnUNetTrainerDualUncWarmStart", "nnUNetTrainerContinued",
            "nnUNetTrainerDualUncPseudoDice", "nnUNetTrainerDualUncWarmStartPseudoDice", "nnUNetTrainerDualUncFgRank",
-           "nnUNetTrainerDualUncWarmStartFgRank", "nnUNetTrainerSelfTraining_20epochs",
+           "nnUNetTrainerDualUncWarmStartFgRank", "nnUNetTrainerDualUncCopyPaste",
+           "nnUNetTrainerDualUncWarmStartCopyPaste", "nnUNetTrainerSelfTraining_20epochs",
            "nnUNetTrainerSelfTrainingSS_20epochs", "nnUNetTrainerDualUnc_20epochs", "nnUNetTrainer_demo",
            "nnUNetTrainerDualUnc_demo", "nnUNetTrainerContinued_demo", "nnUNetTrainerDualUncWarmStart_demo",
            "nnUNetTrainerDualUncWarmStartPseudoDice_demo", "nnUNetTrainerDualUncWarmStartFgRank_demo"]

@@ -24,6 +24,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2_dualunc.training.budget_variants import budget_variant
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
+from nnunetv2_dualunc.training.dualunc_copy_paste import nnUNetTrainerDualUncWarmStartCopyPaste
 from nnunetv2_dualunc.training.dualunc_fg_rank import nnUNetTrainerDualUncFgRank, nnUNetTrainerDualUncWarmStartFgRank
 from nnunetv2_dualunc.training.dualunc_light_aux import nnUNetTrainerDualUncLightAux
 from nnunetv2_dualunc.training.dualunc_pseudo_dice import nnUNetTrainerDualUncWarmStartPseudoDice
@@ -278,6 +279,7 @@ METHODS = {"supervised": None, "self_training": nnUNetTrainerSelfTraining,
            "dualunc_warm_mirrored_labels": nnUNetTrainerDualUncWarmStartMirroredLabels,
            "dualunc_warm_loaded_snapshot": nnUNetTrainerDualUncWarmStartLoadedSnapshot,
            "dualunc_warm_fg_rank": nnUNetTrainerDualUncWarmStartFgRank,
+           "dualunc_warm_copy_paste": nnUNetTrainerDualUncWarmStartCopyPaste,
            # the schedule ablation: a control and a warm start with one learning-rate decay over all phases
            "supervised_continued_one_lr_decay": nnUNetTrainerContinuedOneLRDecay,
            "dualunc_warm_one_lr_decay": nnUNetTrainerDualUncWarmStartOneLRDecay}

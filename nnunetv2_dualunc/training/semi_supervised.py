@@ -31,6 +31,7 @@ from torch._dynamo import OptimizedModule
 from nnunetv2_dualunc.atomic_files import write_via_temporary
 from nnunetv2_dualunc.data.checks import check_labelled_preprocessed_folder
 from nnunetv2_dualunc.data.unlabelled import load_unlabelled_identifiers, preprocess_unlabelled
+from nnunetv2_dualunc.method.copy_paste import copy_paste
 from nnunetv2_dualunc.method.losses import PseudoLabelCrossEntropyLoss
 
 
@@ -50,6 +51,9 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
     val_iterations_per_epoch: Optional[int] = None  # None: nnU-Net's default (50)
     # unlabelled samples per iteration, relative to the labelled batch size from the plans (1.0: as many)
     unlabelled_batch_fraction: float = 1.0
+    # side of the box that bidirectional copy-paste mixes between the labelled and the pseudo-labelled batch,
+    # relative to the patch (0: off, the paper's Eq. 6; method/copy_paste.py, nnUNetTrainerDualUncWarmStartCopyPaste)
+    copy_paste_fraction: float = 0.0
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -63,6 +67,14 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
             raise RuntimeError(
                 f"{self.__class__.__name__} does not support multi-GPU training (-num_gpus > 1) yet: ranking and "
                 f"pseudo-labelling are not sharded across ranks. Train with a single GPU.")
+        if not 0.0 <= self.copy_paste_fraction < 1.0:
+            raise ValueError(f"{self.__class__.__name__}.copy_paste_fraction = {self.copy_paste_fraction}: it must be "
+                             f"in [0, 1) (the box's side relative to the patch; 0 switches copy-paste off).")
+        if self.copy_paste_fraction and self.label_manager.has_ignore_label:
+            raise RuntimeError(
+                f"{self.__class__.__name__} pastes labelled regions into the pseudo-labelled batch, whose loss has no "
+                f"ignore label; this dataset's dataset.json has one ('ignore' = {self.label_manager.ignore_label}). "
+                f"Train it with a trainer without copy-paste (e.g. nnUNetTrainerDualUncWarmStart).")
         if self.iterations_per_epoch is not None:
             self.num_iterations_per_epoch = self.iterations_per_epoch
         if self.val_iterations_per_epoch is not None:
@@ -111,6 +123,8 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
         pseudo_target = None
         if self.dataloader_unlabelled is not None:  # see use_unlabelled_cases
             data_u, pseudo_target = self._to_device(next(self.dataloader_unlabelled))
+            if self.copy_paste_fraction:
+                data_u, pseudo_target = copy_paste(data, target, data_u, pseudo_target, self.copy_paste_fraction)
             data = torch.cat((data, data_u))
 
         self.optimizer.zero_grad(set_to_none=True)
