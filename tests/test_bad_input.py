@@ -380,6 +380,27 @@ def test_impossible_reliable_fraction_is_refused_before_pre_training(planned_wor
         _in_process_trainer(ws, trainer_class=trainer_class)
 
 
+def test_impossible_copy_paste_box_is_refused_when_the_trainer_is_built(planned_workspace, tmp_path, monkeypatch):
+    ws = planned_workspace
+    _use_environment(monkeypatch, replace(ws, env=dict(ws.env, nnUNet_results=str(tmp_path))))
+    trainer_class = type("nnUNetTrainerDualUnc_badBox", (_tiny_trainer_class(),), {"copy_paste_fraction": 1.0})
+    with pytest.raises(ValueError, match=r"copy_paste_fraction = 1.0: it must be in \[0, 1\)"):
+        _in_process_trainer(ws, trainer_class=trainer_class)
+
+
+def test_copy_paste_on_an_ignore_label_dataset_is_refused_when_the_trainer_is_built(planned_workspace, tmp_path,
+                                                                                    monkeypatch):
+    """Pasted labelled regions would carry the ignore label into a loss that has none."""
+    ws = planned_workspace
+    _use_environment(monkeypatch, replace(ws, env=dict(ws.env, nnUNet_results=str(tmp_path))))
+    dataset_json = load_json(join(_preprocessed(ws), "dataset.json"))
+    dataset_json["labels"] = dict(dataset_json["labels"], ignore=IGNORE)
+    trainer_class = type("nnUNetTrainerDualUnc_copyPaste", (_tiny_trainer_class(),), {"copy_paste_fraction": 2 / 3})
+    with pytest.raises(RuntimeError, match="has one \\('ignore' = 4\\).*without copy-paste"):
+        _in_process_trainer(ws, dataset_json, trainer_class)
+    _in_process_trainer(ws, dataset_json)  # the same dataset without copy-paste is accepted
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # multi-GPU (DDP): refused up front
 # ------------------------------------------------------------------------------------------------------------------
