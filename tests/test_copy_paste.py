@@ -3,6 +3,8 @@ import pytest
 import torch
 
 from nnunetv2_dualunc.method.copy_paste import copy_paste, random_box
+from nnunetv2_dualunc.training.dualunc_copy_paste import nnUNetTrainerDualUncWarmStartCopyPaste
+from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
 
 
 def _batches(n_labelled: int, n_unlabelled: int, shape, scales):
@@ -51,15 +53,13 @@ def test_target_that_does_not_divide_the_patch_is_refused():
         random_box((30, 30), (4, 4), 0.5)
 
 
-@pytest.mark.parametrize("trainer_name, mixes", [("nnUNetTrainerDualUncWarmStartCopyPaste", True),
-                                                 ("nnUNetTrainerDualUncWarmStart", False)])
-def test_train_step_mixes_the_pseudo_labelled_batch_only_in_the_copy_paste_trainers(trainer_name, mixes):
+@pytest.mark.parametrize("trainer_class, mixes", [(nnUNetTrainerDualUncWarmStartCopyPaste, True),
+                                                  (nnUNetTrainerDualUncWarmStart, False)])
+def test_train_step_mixes_the_pseudo_labelled_batch_only_in_the_copy_paste_trainers(trainer_class, mixes):
     """The trainer's step hands the network labelled samples as they are and, after them, the mixed pseudo-labelled
     ones, with the matching mixed targets to the pseudo-label loss (the step's numerics are stubbed out)."""
-    import trainers.dualunc_trainers as exported
-
     data_l, targets_l, data_u, targets_u = _batches(2, 2, (16, 16), (1, 2, 4))
-    trainer = object.__new__(getattr(exported, trainer_name))
+    trainer = object.__new__(trainer_class)
     trainer.device = torch.device("cpu")
     trainer.dataloader_unlabelled = iter([{"data": data_u, "target": targets_u}])
     trainer.optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
