@@ -32,6 +32,7 @@ from nnunetv2_dualunc.data.checks import CorruptPreprocessedDataError
 from nnunetv2_dualunc.data.pseudo_labels import (check_manifest, pseudo_label_from_probabilities, reset_folder,
                                                  write_manifest, write_pseudo_labelled_case)
 from nnunetv2_dualunc.data.unlabelled import preprocess_unlabelled
+from nnunetv2_dualunc.method.schedule import ScheduleError
 from nnunetv2_dualunc.nnunet_commands import console_script, trainer_folder
 
 TRAINER = "nnUNetTrainerDualUnc_test"  # tests/ext_trainers: 2 + 1 + 1 epochs of 2 iterations, K = 2
@@ -370,21 +371,15 @@ def test_region_based_dataset_is_refused_when_the_trainer_is_built(planned_works
     assert "Train this dataset with nnUNetTrainer, or convert it to mutually exclusive labels" in message
 
 
-def test_impossible_reliable_fraction_is_refused_before_pre_training(planned_workspace, tmp_path, monkeypatch):
+@pytest.mark.parametrize("attribute, value, error, message", [
+    ("reliable_fraction", 0.0, ScheduleError, r"reliable_fraction = 0.0: it must be in \(0, 1\]"),
+    ("copy_paste_fraction", 1.0, ValueError, r"copy_paste_fraction = 1.0: it must be in \[0, 1\)")])
+def test_impossible_setting_is_refused_before_pre_training(planned_workspace, tmp_path, monkeypatch, attribute, value,
+                                                           error, message):
     ws = planned_workspace
     _use_environment(monkeypatch, replace(ws, env=dict(ws.env, nnUNet_results=str(tmp_path))))
-    from nnunetv2_dualunc.method.schedule import ScheduleError
-
-    trainer_class = type("nnUNetTrainerDualUnc_badFraction", (_tiny_trainer_class(),), {"reliable_fraction": 0.0})
-    with pytest.raises(ScheduleError, match=r"reliable_fraction = 0.0: it must be in \(0, 1\]"):
-        _in_process_trainer(ws, trainer_class=trainer_class)
-
-
-def test_impossible_copy_paste_box_is_refused_when_the_trainer_is_built(planned_workspace, tmp_path, monkeypatch):
-    ws = planned_workspace
-    _use_environment(monkeypatch, replace(ws, env=dict(ws.env, nnUNet_results=str(tmp_path))))
-    trainer_class = type("nnUNetTrainerDualUnc_badBox", (_tiny_trainer_class(),), {"copy_paste_fraction": 1.0})
-    with pytest.raises(ValueError, match=r"copy_paste_fraction = 1.0: it must be in \[0, 1\)"):
+    trainer_class = type("nnUNetTrainerDualUnc_badSetting", (_tiny_trainer_class(),), {attribute: value})
+    with pytest.raises(error, match=message):
         _in_process_trainer(ws, trainer_class=trainer_class)
 
 
