@@ -7,7 +7,8 @@ What it adds to nnUNetTrainer:
   second data loader over whichever of them a subclass puts in use (``use_unlabelled_cases``), with nnU-Net's own
   training augmentation;
 - a train step that concatenates a labelled and an unlabelled batch in one forward pass and adds the loss hook
-  ``pseudo_label_loss`` on the unlabelled outputs to the supervised loss (Eq. 6);
+  ``pseudo_label_loss`` on the unlabelled outputs to the supervised loss (Eq. 6), optionally after copy-paste mixing
+  of the unlabelled batch with the labelled one (``copy_paste_fraction``, method/copy_paste.py);
 - start-up checks of the preprocessed labelled files and a checkpoint that a kill never leaves half-written.
 """
 import os
