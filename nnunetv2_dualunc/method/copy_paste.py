@@ -11,14 +11,14 @@ Pure tensor functions: no nnU-Net imports. Targets are nnU-Net's deep-supervisio
 each (B, 1, *spatial)); the box is drawn on the coarsest target's grid so that it covers exactly the same region
 at every scale.
 """
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
 
 def random_box(full_shape: Sequence[int], coarsest_shape: Sequence[int], side_fraction: float,
-               generator: torch.Generator = None) -> Tuple[Tuple[int, int], ...]:
+               generator: Optional[torch.Generator] = None) -> Tuple[Tuple[int, int], ...]:
     """(start, stop) per spatial axis in full-resolution voxels, each side ~side_fraction of the patch, placed at
     random, with start and stop on the coarsest grid (multiples of full // coarsest)."""
     box = []
@@ -40,7 +40,7 @@ def _box_slices(box: Sequence[Tuple[int, int]], full_shape: Sequence[int], shape
 
 def copy_paste(labelled_data: Tensor, labelled_targets: List[Tensor], unlabelled_data: Tensor,
                pseudo_targets: List[Tensor], side_fraction: float,
-               generator: torch.Generator = None) -> Tuple[Tensor, List[Tensor]]:
+               generator: Optional[torch.Generator] = None) -> Tuple[Tensor, List[Tensor]]:
     """The pseudo-labelled batch, mixed with the labelled one: sample i (paired with labelled sample
     i % labelled batch size) gets a random box of its labelled partner pasted in when i is even, and is pasted as a
     box into its labelled partner when i is odd; targets are mixed the same way at every scale. The labelled
