@@ -46,23 +46,16 @@ def copy_paste(labelled_data: Tensor, labelled_targets: List[Tensor], unlabelled
     box into its labelled partner when i is odd; targets are mixed the same way at every scale. The labelled
     batch itself is left as it is (the supervised loss keeps seeing clean labelled samples)."""
     full_shape = unlabelled_data.shape[2:]
-    mixed_data = unlabelled_data.clone()
-    mixed_targets = [t.clone() for t in pseudo_targets]
+    labelled = [labelled_data, *labelled_targets]  # the image is one more grid, at full resolution
+    pseudo = [unlabelled_data, *pseudo_targets]
+    mixed = [torch.empty_like(t) for t in pseudo]
     n_labelled = labelled_data.shape[0]
     for i in range(unlabelled_data.shape[0]):
         j = i % n_labelled
         box = random_box(full_shape, pseudo_targets[-1].shape[2:], side_fraction, generator)
-        paste_labelled_in = i % 2 == 0
-        if not paste_labelled_in:  # the labelled image around a pseudo-labelled box
-            mixed_data[i] = labelled_data[j]
-            for mixed, labelled in zip(mixed_targets, labelled_targets):
-                mixed[i] = labelled[j]
-        inside = _box_slices(box, full_shape, full_shape)
-        source_data = labelled_data if paste_labelled_in else unlabelled_data
-        source_index = j if paste_labelled_in else i
-        mixed_data[(i, slice(None)) + inside] = source_data[(source_index, slice(None)) + inside]
-        for mixed, labelled, pseudo in zip(mixed_targets, labelled_targets, pseudo_targets):
-            region = _box_slices(box, full_shape, mixed.shape[2:])
-            source = labelled[j] if paste_labelled_in else pseudo[i]
-            mixed[(i, slice(None)) + region] = source[(slice(None),) + region]
-    return mixed_data, mixed_targets
+        (outer, o), (inner, k) = ((pseudo, i), (labelled, j)) if i % 2 == 0 else ((labelled, j), (pseudo, i))
+        for out, around, pasted in zip(mixed, outer, inner):
+            region = (slice(None),) + _box_slices(box, full_shape, out.shape[2:])
+            out[i] = around[o]
+            out[i][region] = pasted[k][region]
+    return mixed[0], mixed[1:]
