@@ -206,7 +206,11 @@ class BenchmarkRun:
         prepared = bool(self._state("prepare"))
         if prepared and os.path.isfile(os.path.join(teacher_model, final_checkpoint)):
             return
-        if not os.path.isfile(os.path.join(source_model, final_checkpoint)):
+        source_state = os.path.join(source, "state", "supervised.json")
+        finished = os.path.isfile(source_state) and json.load(open(source_state)).get("trained", False)
+        if not (finished and os.path.isfile(os.path.join(source_model, final_checkpoint))):
+            # checkpoint_final.pth appears before nnU-Net's final validation: copying then would take a teacher
+            # whose run the source folder still reports as running
             raise SystemExit(f"--teacher-from {source}: no finished teacher in {source_model}; train it first with "
                              f"the same command, --profile of {teacher_profile} and --methods supervised, and "
                              f"--work at that folder's parent")

@@ -431,6 +431,13 @@ def test_teacher_from_copies_dataset_plans_and_teacher_into_a_new_work_folder(tm
     with pytest.raises(SystemExit, match="no finished teacher"):
         BenchmarkRun(acdc.make_setup("labeled_7", "cpu_warm"), str(tmp_path / "x"), 1, 1, 1).adopt_teacher(
             str(tmp_path / "untrained"))
+    # checkpoint_final.pth written, nnU-Net's final validation still running: not finished yet
+    _fake_work_folder(str(tmp_path / "validating"))
+    with open(tmp_path / "validating" / "state" / "supervised.json", "w") as f:
+        f.write('{"running": {"start": 0, "resumed": false}}')
+    with pytest.raises(SystemExit, match="no finished teacher"):
+        BenchmarkRun(acdc.make_setup("labeled_7", "cpu_warm"), str(tmp_path / "z"), 1, 1, 1).adopt_teacher(
+            str(tmp_path / "validating"))
     prepared = BenchmarkRun(acdc.make_setup("labeled_7", "cpu_warm"), str(tmp_path / "prepared"), 1, 1, 1)
     _fake_work_folder(str(tmp_path / "prepared"), with_teacher=False)
     with pytest.raises(SystemExit, match="already holds a prepared dataset"):
