@@ -498,3 +498,48 @@ def test_ranking_quality_tables_every_ranking_of_every_file(tmp_path, capsys):
                         "| seed1.json | per_foreground_voxel | -0.69 | 0.637 | 0.400 | 0.700 |"]
     with pytest.raises(SystemExit):  # an analysis needs its run
         ranking_quality.main(["--fold-folder", str(tmp_path)])
+
+
+def test_postprocessing_lets_nnunet_remove_a_far_false_positive_and_writes_comparable_metrics(tmp_path):
+    """A prediction with the true structure plus a far blob: nnU-Net's own postprocessing (chosen on the
+    validation cases) keeps the largest component, the scored metrics then lose the blob's HD95, and the result
+    lands as metrics_<method>.json that compare_runs reads."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from compare_runs import read_run
+    from postprocessing import markdown, model_folder, postprocess_runs
+
+    setup = {"profile": "acdcCPUwarm", "dataset_id": 507, "dataset_name": "ACDC_labeled_7",
+             "configuration": "2d_cpu"}
+    work = tmp_path / "work"
+    model = model_folder(str(work), setup, "dualunc_warm")
+    assert model.endswith("Dataset507_ACDC_labeled_7/nnUNetTrainerDualUncWarmStart_acdcCPUwarm__nnUNetPlans__2d_cpu")
+    assert "acdcCPUteacher" in model_folder(str(work), setup, "supervised")  # the warm start's teacher
+    validation, references = os.path.join(model, "fold_0", "validation"), work / "references"
+    os.makedirs(validation)
+    os.makedirs(references)
+    dataset_json = {"labels": {"background": 0, "LV": 1}, "file_ending": ".nii.gz", "numTraining": 2,
+                    "channel_names": {"0": "MRI"}}
+    json.dump(dataset_json, open(os.path.join(model, "dataset.json"), "w"))
+    json.dump({"image_reader_writer": "SimpleITKIO"}, open(os.path.join(model, "plans.json"), "w"))
+    for case in ("a", "b"):
+        truth = np.zeros((4, 32, 32), np.uint8)
+        truth[1:3, 4:12, 4:12] = 1
+        prediction = truth.copy()
+        prediction[1:3, 28:30, 28:30] = 1  # far false positive
+        for array, folder in ((truth, str(references)), (prediction, validation)):
+            sitk.WriteImage(sitk.GetImageFromArray(array), os.path.join(folder, f"{case}.nii.gz"))
+    raw = {"mean": {"dice": 0.9, "hd95_vox": 20.0}}
+    json.dump(raw, open(work / "metrics_dualunc_warm.json", "w"))
+    json.dump({"seed": 3, "setup": setup}, open(work / "results.json", "w"))
+
+    runs = postprocess_runs([str(work)], ["dualunc_warm"], str(tmp_path / "out"))
+    result = runs[str(work)]["methods"]["dualunc_warm"]
+    assert result["steps"][0]["function"] == "remove_all_but_largest_component_from_segmentation"
+    assert "largest of" in markdown(runs)
+    assert result["dice_postprocessed"] == pytest.approx(1.0)
+    assert result["hd95_vox_postprocessed"] == pytest.approx(0.0)
+    assert not os.path.isdir(os.path.join(validation, "postprocessed"))  # the run folder is only read
+    run = read_run(str(tmp_path / "out" / "seed3"))
+    assert run.seed == 3 and run.mean_dice("dualunc_warm") == pytest.approx(1.0)
