@@ -9,6 +9,7 @@ from nnunetv2_dualunc.training.budget_variants import (nnUNetTrainerDualUnc_20ep
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 from nnunetv2_dualunc.training.demo_trainers import (nnUNetTrainer_demo, nnUNetTrainerContinued_demo,
                                                      nnUNetTrainerDualUnc_demo, nnUNetTrainerDualUncWarmStart_demo,
+                                                     nnUNetTrainerDualUncWarmStartCopyPaste_demo,
                                                      nnUNetTrainerDualUncWarmStartFgRank_demo,
                                                      nnUNetTrainerDualUncWarmStartPseudoDice_demo)
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
@@ -29,4 +30,5 @@ __all__ = ["nnUNetTrainerSelfTraining", "nnUNetTrainerSelfTrainingSS", "nnUNetTr
            "nnUNetTrainerDualUncWarmStartCopyPaste", "nnUNetTrainerSelfTraining_20epochs",
            "nnUNetTrainerSelfTrainingSS_20epochs", "nnUNetTrainerDualUnc_20epochs", "nnUNetTrainer_demo",
            "nnUNetTrainerDualUnc_demo", "nnUNetTrainerContinued_demo", "nnUNetTrainerDualUncWarmStart_demo",
-           "nnUNetTrainerDualUncWarmStartPseudoDice_demo", "nnUNetTrainerDualUncWarmStartFgRank_demo"]
+           "nnUNetTrainerDualUncWarmStartPseudoDice_demo", "nnUNetTrainerDualUncWarmStartFgRank_demo",
+           "nnUNetTrainerDualUncWarmStartCopyPaste_demo"]

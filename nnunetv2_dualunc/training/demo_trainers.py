@@ -10,6 +10,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2_dualunc.training.budget_variants import budget_variant
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
+from nnunetv2_dualunc.training.dualunc_copy_paste import nnUNetTrainerDualUncWarmStartCopyPaste
 from nnunetv2_dualunc.training.dualunc_fg_rank import nnUNetTrainerDualUncWarmStartFgRank
 from nnunetv2_dualunc.training.dualunc_pseudo_dice import nnUNetTrainerDualUncWarmStartPseudoDice
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
@@ -25,18 +26,22 @@ WARM_PHASES = (2, 2, 2)
 #: supervised-only nnU-Net with the demo's small training budget: "the model you have"
 nnUNetTrainer_demo = budget_variant(nnUNetTrainer, "nnUNetTrainer_demo", DEMO_EPOCHS, DEMO_ITERATIONS_PER_EPOCH,
                                     DEMO_VAL_ITERATIONS, save_every=DEMO_SAVE_EVERY)
+
+
+def _warm_start_demo(trainer_class: type) -> type:
+    """A warm-start trainer at the demo's budget, continuing nnUNetTrainer_demo (K = 2 ranking snapshots)."""
+    return budget_variant(trainer_class, f"{trainer_class.__name__}_demo", WARM_PHASES, DEMO_ITERATIONS_PER_EPOCH,
+                          DEMO_VAL_ITERATIONS, num_snapshots=2, warm_start_trainer=nnUNetTrainer_demo.__name__)
+
+
 #: that model continued with the unlabelled images (the recommended trainer at the demo's budget)
-nnUNetTrainerDualUncWarmStart_demo = budget_variant(
-    nnUNetTrainerDualUncWarmStart, "nnUNetTrainerDualUncWarmStart_demo", WARM_PHASES, DEMO_ITERATIONS_PER_EPOCH,
-    DEMO_VAL_ITERATIONS, num_snapshots=2, warm_start_trainer=nnUNetTrainer_demo.__name__)
+nnUNetTrainerDualUncWarmStart_demo = _warm_start_demo(nnUNetTrainerDualUncWarmStart)
 #: the same with nnU-Net's Dice added to the pseudo-label loss (nnUNetTrainerDualUncWarmStartPseudoDice)
-nnUNetTrainerDualUncWarmStartPseudoDice_demo = budget_variant(
-    nnUNetTrainerDualUncWarmStartPseudoDice, "nnUNetTrainerDualUncWarmStartPseudoDice_demo", WARM_PHASES,
-    DEMO_ITERATIONS_PER_EPOCH, DEMO_VAL_ITERATIONS, num_snapshots=2, warm_start_trainer=nnUNetTrainer_demo.__name__)
+nnUNetTrainerDualUncWarmStartPseudoDice_demo = _warm_start_demo(nnUNetTrainerDualUncWarmStartPseudoDice)
 #: the same ranking by Eq. 1 per foreground voxel (nnUNetTrainerDualUncWarmStartFgRank)
-nnUNetTrainerDualUncWarmStartFgRank_demo = budget_variant(
-    nnUNetTrainerDualUncWarmStartFgRank, "nnUNetTrainerDualUncWarmStartFgRank_demo", WARM_PHASES,
-    DEMO_ITERATIONS_PER_EPOCH, DEMO_VAL_ITERATIONS, num_snapshots=2, warm_start_trainer=nnUNetTrainer_demo.__name__)
+nnUNetTrainerDualUncWarmStartFgRank_demo = _warm_start_demo(nnUNetTrainerDualUncWarmStartFgRank)
+#: the same with copy-paste between the labelled and the pseudo-labelled batch (nnUNetTrainerDualUncWarmStartCopyPaste)
+nnUNetTrainerDualUncWarmStartCopyPaste_demo = _warm_start_demo(nnUNetTrainerDualUncWarmStartCopyPaste)
 #: the control: the same model, the same extra epochs and learning-rate schedule, labelled cases only
 nnUNetTrainerContinued_demo = budget_variant(
     nnUNetTrainerContinued, "nnUNetTrainerContinued_demo", sum(WARM_PHASES), DEMO_ITERATIONS_PER_EPOCH,
