@@ -13,7 +13,8 @@ postprocessed folder is scored with the plugin's metrics and written as <out>/<r
 results.json with the run's seed, so that `benchmarks/compare_runs.py <out>/<run> ...` pairs the postprocessed
 methods exactly as it pairs the raw ones. The postprocessing is chosen and scored on the same validation cases, as
 in nnU-Net: optimistic for every method alike. Prints and saves (<out>/postprocessing.md|json) per run and method
-what nnU-Net chose and the mean Dice / HD95 as predicted and postprocessed. The work folders are only read.
+what nnU-Net chose and the mean Dice / HD95 as predicted and postprocessed. The work folders are only read;
+re-running with more folders or methods adds them and keeps what <out> holds.
 
     B=/tmp/dualunc_bench
     .venv/bin/python benchmarks/postprocessing.py $B/ACDC7_seed{0,1,2}/labeled_7 \\
@@ -30,6 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ext
 from benchmark_trainers import TEACHER_PROFILES, trainer_name  # noqa: E402
 from nnunetv2.postprocessing.remove_connected_components import determine_postprocessing  # noqa: E402
 
+from nnunetv2_dualunc.atomic_files import atomic_write_json  # noqa: E402
 from nnunetv2_dualunc.evaluation.evaluate_folders import evaluate_folders, labels_from_dataset_json  # noqa: E402
 from report_files import print_and_save  # noqa: E402
 
@@ -77,15 +79,23 @@ def describe_step(function_name: str, arguments: dict) -> str:
 
 
 def postprocess_runs(works: Sequence[str], methods: Sequence[str], out: str, num_processes: int = 1) -> dict:
-    runs = {}
+    """Every (work folder, method) not yet in <out>/postprocessing.json, added to what is there: a run that finishes
+    later joins its seeds with one more command."""
+    summary = os.path.join(out, "postprocessing.json")
+    runs = json.load(open(summary)) if os.path.isfile(summary) else {}
     for work in works:
+        done = runs.get(os.path.abspath(work), {}).get("methods", {})
+        if all(method in done for method in methods):
+            continue
         results = json.load(open(os.path.join(work, "results.json")))
         out_run = os.path.join(out, f"seed{results['seed']}")
         os.makedirs(out_run, exist_ok=True)
         with open(os.path.join(out_run, "results.json"), "w") as f:
             json.dump({"seed": results["seed"], "postprocessed_from": os.path.abspath(work)}, f, indent=1)
-        runs[os.path.abspath(work)] = {"seed": results["seed"], "methods": {
-            method: postprocess_method(work, results["setup"], method, out_run, num_processes) for method in methods}}
+        runs[os.path.abspath(work)] = {"seed": results["seed"], "methods": {**done, **{
+            method: postprocess_method(work, results["setup"], method, out_run, num_processes)
+            for method in methods if method not in done}}}
+        atomic_write_json(runs, summary, indent=1)
     return runs
 
 

@@ -504,6 +504,8 @@ def test_postprocessing_lets_nnunet_remove_a_far_false_positive_and_writes_compa
     """A prediction with the true structure plus a far blob: nnU-Net's own postprocessing (chosen on the
     validation cases) keeps the largest component, the scored metrics then lose the blob's HD95, and the result
     lands as metrics_<method>.json that compare_runs reads."""
+    import shutil
+
     import numpy as np
     import SimpleITK as sitk
 
@@ -541,5 +543,8 @@ def test_postprocessing_lets_nnunet_remove_a_far_false_positive_and_writes_compa
     assert result["dice_postprocessed"] == pytest.approx(1.0)
     assert result["hd95_vox_postprocessed"] == pytest.approx(0.0)
     assert not os.path.isdir(os.path.join(validation, "postprocessed"))  # the run folder is only read
+    shutil.rmtree(validation)  # a second command finds the run done in <out> and does not look again
+    again = postprocess_runs([str(work)], ["dualunc_warm"], str(tmp_path / "out"))
+    assert again == json.loads(json.dumps(runs))
     run = read_run(str(tmp_path / "out" / "seed3"))
     assert run.seed == 3 and run.mean_dice("dualunc_warm") == pytest.approx(1.0)
