@@ -89,6 +89,11 @@ def postprocess_runs(works: Sequence[str], methods: Sequence[str], out: str, num
             continue
         results = json.load(open(os.path.join(work, "results.json")))
         out_run = os.path.join(out, f"seed{results['seed']}")
+        marker = os.path.join(out_run, "results.json")
+        holder = json.load(open(marker))["postprocessed_from"] if os.path.isfile(marker) else os.path.abspath(work)
+        if holder != os.path.abspath(work):
+            raise SystemExit(f"ERROR: {out_run} holds seed {results['seed']} of {holder}; give {work} (same seed, "
+                             f"another run) its own --out")
         os.makedirs(out_run, exist_ok=True)
         with open(os.path.join(out_run, "results.json"), "w") as f:
             json.dump({"seed": results["seed"], "postprocessed_from": os.path.abspath(work)}, f, indent=1)

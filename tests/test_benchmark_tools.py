@@ -546,5 +546,9 @@ def test_postprocessing_lets_nnunet_remove_a_far_false_positive_and_writes_compa
     shutil.rmtree(validation)  # a second command finds the run done in <out> and does not look again
     again = postprocess_runs([str(work)], ["dualunc_warm"], str(tmp_path / "out"))
     assert again == json.loads(json.dumps(runs))
+    other = tmp_path / "other"  # another run of the same seed must not overwrite out/seed3
+    shutil.copytree(work, other)
+    with pytest.raises(SystemExit, match="its own --out"):
+        postprocess_runs([str(other)], ["dualunc_warm"], str(tmp_path / "out"))
     run = read_run(str(tmp_path / "out" / "seed3"))
     assert run.seed == 3 and run.mean_dice("dualunc_warm") == pytest.approx(1.0)
