@@ -34,6 +34,7 @@ from nnunetv2.postprocessing.remove_connected_components import determine_postpr
 from nnunetv2_dualunc.atomic_files import atomic_write_json  # noqa: E402
 from nnunetv2_dualunc.evaluation.evaluate_folders import evaluate_folders, labels_from_dataset_json  # noqa: E402
 from report_files import print_and_save  # noqa: E402
+from ssl_benchmark import fold_folder  # noqa: E402
 
 
 def model_folder(work: str, setup: dict, method: str) -> str:
@@ -41,9 +42,8 @@ def model_folder(work: str, setup: dict, method: str) -> str:
     profile = setup["profile"]
     if method == "supervised" and profile in TEACHER_PROFILES:
         profile = TEACHER_PROFILES[profile]
-    dataset = f"Dataset{setup['dataset_id']:03d}_{setup['dataset_name']}"
-    return os.path.join(work, "nnUNet_results", dataset,
-                        f"{trainer_name(method, profile)}__nnUNetPlans__{setup['configuration']}")
+    return os.path.dirname(fold_folder(work, setup["dataset_id"], setup["dataset_name"], setup["configuration"],
+                                       trainer_name(method, profile)))
 
 
 def postprocess_method(work: str, setup: dict, method: str, out_run: str, num_processes: int) -> dict:

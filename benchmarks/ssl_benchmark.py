@@ -57,6 +57,12 @@ class BenchmarkSetup:
     label_names: Dict[int, str] = field(default_factory=dict)
 
 
+def fold_folder(work: str, dataset_id: int, dataset_name: str, configuration: str, trainer: str) -> str:
+    """Where a benchmark run's `trainer` trains fold 0 inside its work folder (nnU-Net's results layout)."""
+    return os.path.join(work, "nnUNet_results", f"Dataset{dataset_id:03d}_{dataset_name}",
+                        f"{trainer}__nnUNetPlans__{configuration}", "fold_0")
+
+
 def _hardware() -> Dict[str, str]:
     import torch
 
@@ -225,9 +231,8 @@ class BenchmarkRun:
             shutil.copy2(os.path.join(source, "state", f"{name}.json"), self._state_file(name))
 
     def _fold_folder(self, method: str, profile: Optional[str] = None) -> str:
-        trainer = trainer_name(method, profile or self.setup.profile)
-        return os.path.join(self.env["nnUNet_results"], self.dataset_folder,
-                            f"{trainer}__nnUNetPlans__{self.setup.configuration}", "fold_0")
+        return fold_folder(self.work, self.setup.dataset_id, self.setup.dataset_name, self.setup.configuration,
+                           trainer_name(method, profile or self.setup.profile))
 
     def train(self, method: str, profile: Optional[str] = None) -> None:
         """Train (or resume) one method; nnU-Net's final validation writes fold_0/validation/*. profile: another
