@@ -28,6 +28,7 @@ sys.path.insert(0, BENCHMARK_TRAINERS)
 from benchmark_trainers import (METHODS, ORACLE_LABELS_VARIABLE, PAPER_METHODS, PROFILES, SEED_VARIABLE,  # noqa: E402
                                 TEACHER_PROFILES, trainer_name)
 
+from nnunetv2.utilities.file_path_utilities import convert_trainer_plans_config_to_identifier  # noqa: E402
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager  # noqa: E402
 
 from nnunetv2_dualunc.atomic_files import atomic_write_json  # noqa: E402
@@ -60,7 +61,7 @@ class BenchmarkSetup:
 def fold_folder(work: str, dataset_id: int, dataset_name: str, configuration: str, trainer: str) -> str:
     """Where a benchmark run's `trainer` trains fold 0 inside its work folder (nnU-Net's results layout)."""
     return os.path.join(work, "nnUNet_results", f"Dataset{dataset_id:03d}_{dataset_name}",
-                        f"{trainer}__nnUNetPlans__{configuration}", "fold_0")
+                        convert_trainer_plans_config_to_identifier(trainer, "nnUNetPlans", configuration), "fold_0")
 
 
 def _hardware() -> Dict[str, str]:

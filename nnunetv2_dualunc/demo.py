@@ -82,8 +82,11 @@ def predict_command(test_images: str, prediction_dir: str, dataset_id: int, meth
 
 
 def trainer_output_folder(results_dir: str, method: str, dataset_id: int) -> str:
+    from nnunetv2.utilities.file_path_utilities import convert_trainer_plans_config_to_identifier
+
     return os.path.join(results_dir, dataset_name(dataset_id),
-                        f"{method}__{PLANS_IDENTIFIER}__{CONFIGURATION}", f"fold_{FOLD}")
+                        convert_trainer_plans_config_to_identifier(method, PLANS_IDENTIFIER, CONFIGURATION),
+                        f"fold_{FOLD}")
 
 
 def _check_trainers_exist(methods: Sequence[str], env: Dict[str, str]) -> Dict[str, type]:
