@@ -91,6 +91,7 @@ def train(trainer: str, device: str, log_dir: str, timeout_s: float) -> dict:
     """One nnUNetv2_train run (stopped after timeout_s); seconds per step per phase from its own log
     (training_log.phase_timings), complete epochs only when it was stopped."""
     from benchmark_trainers import PROFILES
+    from nnunetv2.utilities.file_path_utilities import convert_trainer_plans_config_to_identifier
     from nnunetv2_dualunc.data.synthetic import dataset_name
     from nnunetv2_dualunc.nnunet_commands import console_script
     from training_log import phase_timings
@@ -107,8 +108,8 @@ def train(trainer: str, device: str, log_dir: str, timeout_s: float) -> dict:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
             code = "timeout"
-    fold = os.path.join(os.environ["nnUNet_results"], dataset_name(DATASET_ID), f"{trainer}__nnUNetPlans__2d",
-                        "fold_0")
+    fold = os.path.join(os.environ["nnUNet_results"], dataset_name(DATASET_ID),
+                        convert_trainer_plans_config_to_identifier(trainer, "nnUNetPlans", "2d"), "fold_0")
     logs = glob.glob(os.path.join(fold, "training_log_*.txt"))
     compiled = False
     for log_file in logs:

@@ -69,14 +69,12 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _model_folder_and_folds(args: argparse.Namespace) -> tuple:
-    from nnunetv2.paths import nnUNet_results
-    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+    from nnunetv2.utilities.file_path_utilities import get_output_folder
 
     try:
-        dataset_name = maybe_convert_to_dataset_name(args.d)
+        folder = get_output_folder(args.d, args.tr, args.p, args.c)
     except (RuntimeError, ValueError) as e:
         raise SystemExit(f"ERROR: unknown dataset {args.d!r}: {e}")
-    folder = os.path.join(str(nnUNet_results), dataset_name, f"{args.tr}__{args.p}__{args.c}")
     if not os.path.isdir(folder):
         raise SystemExit(f"ERROR: no trained model in {folder}: train it with `nnUNetv2_train {args.d} {args.c} FOLD "
                          f"-tr {args.tr}` or check -d/-c/-tr/-p")

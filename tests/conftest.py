@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Dict, List
 
 import pytest
+from nnunetv2.utilities.file_path_utilities import convert_trainer_plans_config_to_identifier
 
 from nnunetv2_dualunc.data.synthetic import dataset_name, write_synthetic_dataset
 from nnunetv2_dualunc.nnunet_commands import console_script, nnunet_environment
@@ -28,7 +29,8 @@ class NnUNetWorkspace:
         return os.path.join(self.env["nnUNet_raw"], self.dataset)
 
     def results_folder(self, trainer: str, configuration: str = "2d", fold: str = "all") -> str:
-        return os.path.join(self.env["nnUNet_results"], self.dataset, f"{trainer}__nnUNetPlans__{configuration}",
+        return os.path.join(self.env["nnUNet_results"], self.dataset,
+                            convert_trainer_plans_config_to_identifier(trainer, "nnUNetPlans", configuration),
                             f"fold_{fold}")
 
     def run(self, args: List[str], log_name: str, env: Dict[str, str] = None, check: bool = True,

@@ -11,6 +11,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import torch
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json, maybe_mkdir_p, subdirs
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.file_path_utilities import convert_trainer_plans_config_to_identifier
 from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
@@ -122,7 +123,8 @@ def export_plain_model(trained_model_folder: str,
             raise ValueError(f'fold_{fold}/{checkpoint_name} in {source} is configuration {fold_configuration}, '
                              f'fold_{folds[0]} is {configuration}; export folds of one configuration only.')
 
-    target = os.path.abspath(join(output_folder, f'{PLAIN_TRAINER_NAME}__{plans_name}__{configuration}'))
+    model_folder_name = convert_trainer_plans_config_to_identifier(PLAIN_TRAINER_NAME, plans_name, configuration)
+    target = os.path.abspath(join(output_folder, model_folder_name))
     if target == source:
         raise ValueError(f'The export target {target} is the source folder; choose another output_folder.')
     for fold in folds:
