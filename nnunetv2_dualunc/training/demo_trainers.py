@@ -34,13 +34,14 @@ def _warm_start_demo(trainer_class: type) -> type:
                           DEMO_VAL_ITERATIONS, num_snapshots=2, warm_start_trainer=nnUNetTrainer_demo.__name__)
 
 
-#: that model continued with the unlabelled images (the recommended trainer at the demo's budget)
+#: that model continued with the unlabelled images, Eq. 1 / Eq. 6 as the paper writes them
 nnUNetTrainerDualUncWarmStart_demo = _warm_start_demo(nnUNetTrainerDualUncWarmStart)
 #: the same with nnU-Net's Dice added to the pseudo-label loss (nnUNetTrainerDualUncWarmStartPseudoDice)
 nnUNetTrainerDualUncWarmStartPseudoDice_demo = _warm_start_demo(nnUNetTrainerDualUncWarmStartPseudoDice)
 #: the same ranking by Eq. 1 per foreground voxel (nnUNetTrainerDualUncWarmStartFgRank)
 nnUNetTrainerDualUncWarmStartFgRank_demo = _warm_start_demo(nnUNetTrainerDualUncWarmStartFgRank)
-#: the same with copy-paste between the labelled and the pseudo-labelled batch (nnUNetTrainerDualUncWarmStartCopyPaste)
+#: the same with copy-paste between the labelled and the pseudo-labelled batch (nnUNetTrainerDualUncWarmStartCopyPaste):
+#: the recommended trainer at the demo's budget, the demo's default
 nnUNetTrainerDualUncWarmStartCopyPaste_demo = _warm_start_demo(nnUNetTrainerDualUncWarmStartCopyPaste)
 #: the control: the same model, the same extra epochs and learning-rate schedule, labelled cases only
 nnUNetTrainerContinued_demo = budget_variant(
