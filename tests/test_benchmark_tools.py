@@ -242,6 +242,13 @@ def test_warm_start_profile_methods_continue_from_its_teacher():
             assert trainer.lr_restart_each_phase == (not method.endswith("one_lr_decay"))
 
 
+def test_supervised_benchmark_trainers_checkpoint_each_epoch_so_that_a_resume_loses_at_most_one():
+    # the plugin's trainers set save_every = 1 in their constructors; nnUNetTrainer's 50 outlasts a teacher profile
+    for profile in benchmark_trainers.PROFILES:
+        trainer = getattr(benchmark_trainers, benchmark_trainers.trainer_name("supervised", profile))
+        assert trainer.save_every == 1, profile
+
+
 def test_long_adaptation_moves_half_of_each_stage_into_the_first_phase():
     trainer = getattr(benchmark_trainers, benchmark_trainers.trainer_name("dualunc_warm_long_adaptation", "acdcCPUwarm"))
     assert (trainer.pretrain_epochs, trainer.stage1_epochs, trainer.stage2_epochs) == (7, 3, 3)

@@ -110,8 +110,10 @@ def _variant(method: str, profile: str) -> type:
     """The trainer of one method at one profile's budget (benchmark seed first), named trainer_name(...)."""
     epochs, (pretrain, stage1, stage2), iterations, val_iterations = PROFILES[profile]
     name, base = trainer_name(method, profile), METHODS[method]
-    if base is None:  # supervised
-        return budget_variant(_seeded(nnUNetTrainer), name, epochs, iterations, val_iterations, module=__name__)
+    if base is None:  # supervised; a checkpoint every epoch, as the plugin's trainers: nnU-Net's 50 is longer than
+        # a teacher profile's whole training, so an interrupted teacher resumed from its best epoch, not its last
+        return budget_variant(_seeded(nnUNetTrainer), name, epochs, iterations, val_iterations, module=__name__,
+                              save_every=1)
     if issubclass(base, nnUNetTrainerContinued):  # the same phases as the semi-supervised methods of the profile
         assert pretrain + stage1 + stage2 == epochs
         return budget_variant(_seeded(base), name, epochs, iterations, val_iterations,
