@@ -373,7 +373,8 @@ def test_region_based_dataset_is_refused_when_the_trainer_is_built(planned_works
 
 @pytest.mark.parametrize("attribute, value, error, message", [
     ("reliable_fraction", 0.0, ScheduleError, r"reliable_fraction = 0.0: it must be in \(0, 1\]"),
-    ("copy_paste_fraction", 1.0, ValueError, r"copy_paste_fraction = 1.0: it must be in \[0, 1\)")])
+    ("copy_paste_fraction", 1.0, ValueError, r"copy_paste_fraction = 1.0: it must be in \[0, 1\)"),
+    ("copy_paste_unmixed_finish", -0.2, ScheduleError, r"copy_paste_unmixed_finish = -0.2: it must be in \[0, 1\]")])
 def test_impossible_setting_is_refused_before_pre_training(planned_workspace, tmp_path, monkeypatch, attribute, value,
                                                            error, message):
     ws = planned_workspace

@@ -236,6 +236,7 @@ def test_warm_start_profile_methods_continue_from_its_teacher():
         for method in ("supervised_continued", "dualunc_warm", "dualunc_warm_oracle", "dualunc_warm_detached",
                        "dualunc_warm_long_adaptation", "dualunc_warm_summed_loss", "dualunc_warm_mirrored_labels",
                        "dualunc_warm_loaded_snapshot", "dualunc_warm_fg_rank", "dualunc_warm_copy_paste",
+                       "dualunc_warm_copy_paste_unmixed_finish",
                        "supervised_continued_one_lr_decay", "dualunc_warm_one_lr_decay"):
             trainer = getattr(benchmark_trainers, benchmark_trainers.trainer_name(method, profile))
             assert trainer.warm_start_trainer == expected

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from nnunetv2_dualunc.method.copy_paste import copy_paste, random_box
+from nnunetv2_dualunc.method.schedule import StageSchedule
 from nnunetv2_dualunc.training.dualunc_copy_paste import nnUNetTrainerDualUncWarmStartCopyPaste
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
 
@@ -53,13 +54,24 @@ def test_target_that_does_not_divide_the_patch_is_refused():
         random_box((30, 30), (4, 4), 0.5)
 
 
-@pytest.mark.parametrize("trainer_class, mixes", [(nnUNetTrainerDualUncWarmStartCopyPaste, True),
-                                                  (nnUNetTrainerDualUncWarmStart, False)])
-def test_train_step_mixes_the_pseudo_labelled_batch_only_in_the_copy_paste_trainers(trainer_class, mixes):
+_UNMIXED_FINISH = type("CopyPasteUnmixedFinish", (nnUNetTrainerDualUncWarmStartCopyPaste,),
+                       {"copy_paste_unmixed_finish": 0.2})
+
+
+@pytest.mark.parametrize("trainer_class, epoch, mixes", [(nnUNetTrainerDualUncWarmStartCopyPaste, 424, True),
+                                                         (nnUNetTrainerDualUncWarmStart, 300, False),
+                                                         (_UNMIXED_FINISH, 384, True),
+                                                         (_UNMIXED_FINISH, 385, False),
+                                                         (_UNMIXED_FINISH, 424, False)])
+def test_train_step_mixes_the_pseudo_labelled_batch_only_in_the_copy_paste_trainers(trainer_class, epoch, mixes):
     """The trainer's step hands the network labelled samples as they are and, after them, the mixed pseudo-labelled
-    ones, with the matching mixed targets to the pseudo-label loss (the step's numerics are stubbed out)."""
+    ones, with the matching mixed targets to the pseudo-label loss (the step's numerics are stubbed out); with an
+    unmixed finish of 0.2 the last 40 of the warm start's 200 stage-2 epochs (385-424 of 0-424) do not mix."""
     data_l, targets_l, data_u, targets_u = _batches(2, 2, (16, 16), (1, 2, 4))
     trainer = object.__new__(trainer_class)
+    trainer.stage_schedule = StageSchedule(trainer_class.pretrain_epochs, trainer_class.stage1_epochs,
+                                           trainer_class.stage2_epochs, num_snapshots=3)
+    trainer.current_epoch = epoch
     trainer.device = torch.device("cpu")
     trainer.dataloader_unlabelled = iter([{"data": data_u, "target": targets_u}])
     trainer.optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)

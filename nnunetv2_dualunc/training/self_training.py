@@ -57,6 +57,10 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
     # nnU-Net's test-time mirroring when pseudo-labelling (~2^d times slower). The ranking never mirrors: Eq. 1
     # compares snapshots with each other under identical conditions either way
     pseudo_label_mirroring: bool = False
+    # --- copy-paste (copy_paste_fraction > 0) ---------------------------------------------------------------------
+    # the last share of the final stage trains on unmixed batches (not the paper's; 0: mixing to the end), so that the
+    # network ends on images in their whole anatomical context (training/dualunc_copy_paste.py)
+    copy_paste_unmixed_finish: float = 0.0
     # --- supervised loss ---------------------------------------------------------------------------------------
     # weight of each of Dice and CE on labelled cases: 0.5 is Eq. 5's (Dice + CE) / 2; nnU-Net sums them (1.0), so
     # at one learning rate Eq. 5 halves the labelled step of each decoder
@@ -80,6 +84,10 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
         if not 0.0 < self.reliable_fraction <= 1.0:  # else rank_cases would refuse it only after pre-training
             raise ScheduleError(f"{self.__class__.__name__}.reliable_fraction = {self.reliable_fraction}: it must be "
                                 f"in (0, 1] (the paper's 0.5 = the more certain half is reliable).")
+        if not 0.0 <= self.copy_paste_unmixed_finish <= 1.0:
+            raise ScheduleError(f"{self.__class__.__name__}.copy_paste_unmixed_finish = "
+                                f"{self.copy_paste_unmixed_finish}: it must be in [0, 1] (the share of the final stage "
+                                f"trained without copy-paste; 0: mixing to the end).")
         # an epoch is the most an interruption may cost; phase boundaries are always on disk
         self.save_every = 1
         self.active_phase: Optional[Phase] = None
@@ -109,6 +117,10 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
             f"{self.stage_schedule.stage1_epochs}, stage 2 {self.stage_schedule.stage2_epochs} epochs; "
             f"snapshots after epochs {self.stage_schedule.snapshot_epochs if self.stage_schedule.uses_ranking else '-'};"
             f" {len(self.unlabelled_cases)} unlabelled cases")
+        if self.copy_paste_fraction:
+            unmixed = [e for e in range(self.num_epochs) if self.stage_schedule.in_final_share(e, self.copy_paste_unmixed_finish)]
+            self.print_to_log_file(f"copy-paste mixing with a box of {self.copy_paste_fraction:.2f} of the patch side"
+                                   f"{f'; unmixed from epoch {unmixed[0]}' if unmixed else ' to the end'}")
 
     def on_epoch_start(self):
         super().on_epoch_start()
@@ -125,6 +137,10 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
         if completed in self.stage_schedule.saved_weight_epochs:
             self._save_weights(completed)
         super().on_epoch_end()
+
+    def mixes_copy_paste(self) -> bool:
+        return super().mixes_copy_paste() and not self.stage_schedule.in_final_share(self.current_epoch,
+                                                                                     self.copy_paste_unmixed_finish)
 
     # -------------------------------------------------------------------------------- overridable method hooks
     def pseudo_label(self, case: str, data: np.ndarray, nonzero_seg: np.ndarray, predictor: SnapshotPredictor,

@@ -124,7 +124,7 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
         pseudo_target = None
         if self.dataloader_unlabelled is not None:  # see use_unlabelled_cases
             data_u, pseudo_target = self._to_device(next(self.dataloader_unlabelled))
-            if self.copy_paste_fraction:
+            if self.mixes_copy_paste():
                 data_u, pseudo_target = copy_paste(data, target, data_u, pseudo_target, self.copy_paste_fraction)
             data = torch.cat((data, data_u))
 
@@ -142,6 +142,11 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
         self._apply_gradients(loss)
         result["loss"] = loss.detach().cpu().numpy()
         return result
+
+    def mixes_copy_paste(self) -> bool:
+        """Whether this step mixes the pseudo-labelled batch with the labelled one (copy_paste_fraction > 0 by
+        default; a schedule may switch the mixing off for some epochs)."""
+        return bool(self.copy_paste_fraction)
 
     def forward_heads(self, data: torch.Tensor) -> list:
         """The outputs that losses see: one head (the network's only decoder) by default."""
