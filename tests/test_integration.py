@@ -99,6 +99,18 @@ def test_train_predict_export(planned_workspace, tmp_path):
     assert folder_checksums(ws.raw_dataset) == raw_before  # training, prediction and export never touch raw data
 
 
+def test_copy_paste_with_an_unmixed_finish_stops_mixing_for_the_last_epoch(planned_workspace):
+    """Through nnUNetv2_train: copy-paste mixes in stage 1 and stage 2's first epoch, not in its last (0.5 of 2)."""
+    trainer = "nnUNetTrainerDualUncCopyPasteUnmixedFinish_test"
+    train = planned_workspace.run(["nnUNetv2_train", "991", "2d", "all", "-tr", trainer, "-device", "cpu"],
+                                  "train_unmixed_finish.log")
+    fold = planned_workspace.results_folder(trainer)
+    log = open(next(os.path.join(fold, f) for f in os.listdir(fold) if f.startswith("training_log"))).read()
+    assert "unmixed from epoch 4" in log
+    steps = set(re.findall(r"copy-paste step at epoch (\d+): mixes (\w+)", log))
+    assert steps == {("2", "True"), ("3", "True"), ("4", "False")}, train.log
+
+
 def test_3d_fullres_runs_every_phase(planned_workspace_3d):
     ws = planned_workspace_3d
     train = ws.run(["nnUNetv2_train", "992", "3d_fullres", "all", "-tr", TRAINER, "-device", "cpu"], "train_3d.log")

@@ -19,7 +19,7 @@ def test_final_share_counts_whole_epochs_at_the_end_of_the_last_phase():
     s = StageSchedule(3, 5, 5, num_snapshots=3)
     assert [e for e in range(13) if s.in_final_share(e, 0.2)] == [12]
     assert [e for e in range(13) if s.in_final_share(e, 0.4)] == [11, 12]
-    assert not any(s.in_final_share(e, 0.0) for e in range(13))
+    assert not any(s.in_final_share(e, 0.0) for e in range(13)) and s.final_share_start(0.0) == 13
     assert [e for e in range(6) if StageSchedule(3, 3, 0, num_snapshots=2).in_final_share(e, 1 / 3)] == [5]
     with pytest.raises(ScheduleError, match=r"\[0, 1\]"):
         s.in_final_share(0, 1.5)

@@ -80,13 +80,16 @@ class StageSchedule:
         phase = self.phase_at(epoch)
         return phase, epoch - self.phase_start(phase), self.phase_length(phase)
 
-    def in_final_share(self, epoch: int, fraction: float) -> bool:
-        """Whether epoch lies in the last `fraction` of the final phase, rounded to whole epochs (0: never). What a
-        switch for the end of training needs, e.g. the unmixed finish of copy-paste."""
+    def final_share_start(self, fraction: float) -> int:
+        """The first epoch of the last `fraction` of the final phase, rounded to whole epochs (total_epochs for 0).
+        What a switch for the end of training needs, e.g. the unmixed finish of copy-paste."""
         if not 0.0 <= fraction <= 1.0:
             raise ScheduleError(f"a share of the final phase must lie in [0, 1], got {fraction}")
-        final = Phase.STAGE2 if self.stage2_epochs else Phase.STAGE1 if self.stage1_epochs else Phase.PRETRAIN
-        return epoch >= self.total_epochs - round(fraction * self.phase_length(final))
+        final = Phase.STAGE2 if self.stage2_epochs else Phase.STAGE1
+        return self.total_epochs - round(fraction * self.phase_length(final))
+
+    def in_final_share(self, epoch: int, fraction: float) -> bool:
+        return epoch >= self.final_share_start(fraction)
 
     @property
     def snapshot_epochs(self) -> Tuple[int, ...]:

@@ -118,9 +118,10 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
             f"snapshots after epochs {self.stage_schedule.snapshot_epochs if self.stage_schedule.uses_ranking else '-'};"
             f" {len(self.unlabelled_cases)} unlabelled cases")
         if self.copy_paste_fraction:
-            unmixed = [e for e in range(self.num_epochs) if self.stage_schedule.in_final_share(e, self.copy_paste_unmixed_finish)]
-            self.print_to_log_file(f"copy-paste mixing with a box of {self.copy_paste_fraction:.2f} of the patch side"
-                                   f"{f'; unmixed from epoch {unmixed[0]}' if unmixed else ' to the end'}")
+            unmixed = self.stage_schedule.final_share_start(self.copy_paste_unmixed_finish)
+            until = f"; unmixed from epoch {unmixed}" if unmixed < self.num_epochs else " to the end"
+            self.print_to_log_file(f"copy-paste mixing with a box of {self.copy_paste_fraction:.2f} of the patch "
+                                   f"side{until}")
 
     def on_epoch_start(self):
         super().on_epoch_start()

@@ -13,6 +13,7 @@ from nnunetv2_dualunc.run_layout import pseudo_label_folder
 from nnunetv2_dualunc.training.budget_variants import budget_variant
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
+from nnunetv2_dualunc.training.dualunc_copy_paste import nnUNetTrainerDualUncCopyPaste
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
 from nnunetv2_dualunc.training.self_training import nnUNetTrainerSelfTraining
 
@@ -22,6 +23,17 @@ nnUNetTrainerDualUnc_test = budget_variant(nnUNetTrainerDualUnc, "nnUNetTrainerD
 nnUNetTrainerDualUncMirroredLabels_test = budget_variant(
     nnUNetTrainerDualUnc, "nnUNetTrainerDualUncMirroredLabels_test", (2, 1, 1), 2, 1, num_snapshots=2,
     pseudo_label_mirroring=True)
+class nnUNetTrainerDualUncCopyPasteUnmixedFinish_test(
+        budget_variant(nnUNetTrainerDualUncCopyPaste, "_CopyPasteUnmixedFinishBudget", (2, 1, 2), 2, 1,
+                       num_snapshots=2, copy_paste_unmixed_finish=0.5)):
+    """Copy-paste whose last stage-2 epoch of two trains unmixed; logs each step's choice for the test to read."""
+
+    def mixes_copy_paste(self) -> bool:
+        mixes = super().mixes_copy_paste()
+        self.print_to_log_file(f"copy-paste step at epoch {self.current_epoch}: mixes {mixes}")
+        return mixes
+
+
 nnUNetTrainerSelfTraining_test = budget_variant(nnUNetTrainerSelfTraining, "nnUNetTrainerSelfTraining_test",
                                                 (1, 0, 1), 2, 1)
 
