@@ -143,6 +143,28 @@ def test_compare_runs_pairs_each_method_with_the_reference_within_a_seed(tmp_pat
     assert "| dualunc | 0.6500 (0), 0.6250 (1) |" in compare_runs.markdown(result)
 
 
+def test_pool_comparisons_lists_every_paired_run_of_every_file_and_refuses_mixed_references(tmp_path):
+    import compare_runs
+    import pool_comparisons
+
+    def comparison(folder, seed, control, trained, reference="supervised"):
+        run = compare_runs.read_run(_write_metrics(folder, seed, {"supervised": {"a": (control, control)},
+                                                                  "dualunc": {"a": (trained, trained)}}))
+        return compare_runs.compare([run], reference)
+
+    teacher_a = comparison(tmp_path / "a", 0, 0.5, 0.6)
+    teacher_b = comparison(tmp_path / "b", 1, 0.7, 0.6)
+    pooled = pool_comparisons.pool([("ta", teacher_a), ("tb", teacher_b)])
+    dual = pooled["methods"]["dualunc"]
+    assert dual["difference_runs"] == ["ta/0", "tb/1"]
+    assert dual["difference_per_run"] == pytest.approx([0.1, -0.1]) and dual["mean_difference"] == pytest.approx(0)
+    assert dual["runs_above_reference"] == 1
+    row = "| dualunc | 2 | 0.6000 | +10.0 (ta/0), -10.0 (tb/1) | +0.00 points | 1 / 2 |"
+    assert row in pool_comparisons.markdown(pooled)
+    with pytest.raises(ValueError, match="different references"):
+        pool_comparisons.pool([("ta", teacher_a), ("tc", comparison(tmp_path / "c", 0, 0.5, 0.6, "dualunc"))])
+
+
 def test_demo_runs_pairs_each_warm_start_with_its_own_folders_control(tmp_path):
     import demo_runs
 
