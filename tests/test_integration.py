@@ -35,6 +35,9 @@ def test_train_predict_export(planned_workspace, tmp_path):
 
     # Algorithm 1 ran in order, each phase once, at the scheduled epochs
     assert _phase_entries(train.log) == [("pretrain", "0"), ("stage1", "2"), ("stage2", "3")]
+    for stage in ("stage1", "stage2"):  # the training log says which classes the pseudo-labels contain
+        assert re.search(rf"pseudo-labels \({stage}\): foreground classes per pseudo-labelled case \(of \d+\): "
+                         rf"\w+ in \d+", train.log)
     assert os.path.isfile(os.path.join(fold, "checkpoint_final.pth"))
     assert torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu",
                       weights_only=False)["current_epoch"] == 4

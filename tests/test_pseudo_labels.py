@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
 
-from nnunetv2_dualunc.data.pseudo_labels import (PseudoLabelMismatchError, check_manifest, completed_cases,
-                                                 pseudo_label_from_probabilities, reset_folder, write_manifest,
-                                                 write_pseudo_labelled_case)
+from nnunetv2_dualunc.data.pseudo_labels import (PseudoLabelMismatchError, check_manifest, class_presence_report,
+                                                 completed_cases, pseudo_label_from_probabilities, reset_folder,
+                                                 write_manifest, write_pseudo_labelled_case)
 from nnunetv2_dualunc.run_layout import pseudo_label_folder
 
 PROVENANCE = {"dataset": "Dataset990_X", "configuration": "2d", "plans": "nnUNetPlans", "fold": "0",
@@ -80,3 +80,10 @@ def test_pseudo_labels_of_another_run_are_refused(tmp_path, key, value):
     write_manifest(folder, dict(PROVENANCE, **{key: value}), [])
     with pytest.raises(PseudoLabelMismatchError, match=key):
         check_manifest(folder, PROVENANCE, [])
+
+
+def test_a_class_no_pseudo_label_contains_is_named_in_a_warning():
+    summary, warnings = class_presence_report({0: 4, 1: 4, 3: 1}, 4, {1: "LV", 2: "RV", 3: "MYO"})
+    assert summary == "foreground classes per pseudo-labelled case (of 4): LV in 4, RV in 0, MYO in 1"
+    assert len(warnings) == 1 and "no pseudo-label contains class 'RV' (label 2)" in warnings[0]
+    assert class_presence_report({1: 2, 2: 1}, 2, {1: "LV", 2: "RV"})[1] == []

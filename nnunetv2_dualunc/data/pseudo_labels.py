@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import warnings
-from typing import List, Optional, Sequence
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
@@ -55,6 +55,20 @@ def write_pseudo_labelled_case(folder: str, identifier: str, data: np.ndarray, p
                                                                                      verbose=False)
     write_case_atomically(folder, identifier, np.ascontiguousarray(data, dtype=np.float32), pseudo_label, properties,
                           patch_size, _STAGING_PREFIX)
+
+
+def class_presence_report(cases_with_class: Mapping[int, int], n_cases: int,
+                          class_names: Mapping[int, str]) -> Tuple[str, List[str]]:
+    """One log line saying in how many pseudo-labels each foreground class occurs, and a warning per class that
+    occurs in none. Why: a labeller that never finds a class (e.g. a short-trained teacher that calls every right
+    ventricle background) makes self-training teach the network that the class is absent."""
+    counts = ", ".join(f"{name} in {cases_with_class.get(label, 0)}" for label, name in class_names.items())
+    warnings_ = [f"WARNING: no pseudo-label contains class '{name}' (label {label}): the model that labelled the "
+                 f"{n_cases} unlabelled cases never predicts it, so training on these pseudo-labels teaches the "
+                 f"network that it is absent. Check that the labelled cases contain it, or start from a model that "
+                 f"finds it (a longer teacher, a better warm-start checkpoint)."
+                 for label, name in class_names.items() if not cases_with_class.get(label)]
+    return f"foreground classes per pseudo-labelled case (of {n_cases}): {counts}", warnings_
 
 
 def completed_cases(folder: str) -> List[str]:

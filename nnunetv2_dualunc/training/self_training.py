@@ -20,6 +20,7 @@ that is killed and resumed computes exactly what an uninterrupted run computes.
 """
 import os
 import shutil
+from collections import Counter
 from typing import List, Optional
 
 import numpy as np
@@ -29,8 +30,9 @@ from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from tqdm import tqdm
 
 from nnunetv2_dualunc.atomic_files import atomic_torch_save
-from nnunetv2_dualunc.data.pseudo_labels import (check_manifest, pseudo_label_from_probabilities, reset_folder,
-                                                 write_manifest, write_pseudo_labelled_case)
+from nnunetv2_dualunc.data.pseudo_labels import (check_manifest, class_presence_report,
+                                                 pseudo_label_from_probabilities, reset_folder, write_manifest,
+                                                 write_pseudo_labelled_case)
 from nnunetv2_dualunc.inference.predictors import SnapshotPredictor
 from nnunetv2_dualunc.method.ranking import (RankedCase, rank_cases, reliable_cases, reusable_ranking,
                                              sample_uncertainty, write_ranking)
@@ -225,16 +227,21 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
         predictor = self._snapshot_predictor(use_mirroring=self.pseudo_label_mirroring)
         weights = self._load_weights(weights_epoch)
         dataset = nnUNetDatasetBlosc2(self.unlabelled_preprocessed_folder, list(cases))
+        cases_with_class = Counter()
         for case in tqdm(cases, desc=f"Pseudo-labelling ({phase.value})", disable=self.local_rank != 0):
             data, nonzero_seg, _, properties = dataset.load_case(case)
             data = np.asarray(data[:])
             label = self.pseudo_label(case, data, np.asarray(nonzero_seg[:]), predictor, weights)
+            cases_with_class.update(np.unique(label).tolist())
             # with an ignore label nnU-Net's loader samples patches around annotated voxels: every pseudo-label is one
             annotated = self.label_manager.all_labels if self.label_manager.has_ignore_label else None
             write_pseudo_labelled_case(folder, case, data, label, properties, self.configuration_manager.patch_size,
                                        self.label_manager.foreground_labels, annotated)
             self.on_case_pseudo_labelled(phase, case)
         write_manifest(folder, provenance, cases)
+        summary, warnings_ = class_presence_report(cases_with_class, len(cases), self._foreground_class_names())
+        for line in [f"pseudo-labels ({phase.value}): {summary}"] + warnings_:
+            self.print_to_log_file(line)
 
     # ----------------------------------------------------------------------------------------- plumbing
     def _forget_previous_run(self) -> None:
@@ -248,6 +255,10 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
                     shutil.rmtree(path)
                 else:
                     os.remove(path)
+
+    def _foreground_class_names(self) -> dict:
+        names = {label: name for name, label in self.dataset_json["labels"].items() if isinstance(label, int)}
+        return {label: names.get(label, str(label)) for label in self.label_manager.foreground_labels}
 
     def _weights_path(self, completed_epochs: int) -> str:
         return snapshot_path(self.output_folder, completed_epochs)
