@@ -8,7 +8,8 @@ mixed samples; the labelled batch stays clean for the supervised loss. Ranking a
 
 Measured after a warm start on ACDC (docs/BENCHMARKS.md section 8, "copy-paste" and "a seventh teacher"): 7 labelled,
 six paired runs of teachers 6 and 7, +2.9 Dice points over the labelled-only control, positive in every run and +0.8
-above Eq. 6 as written, which met the rule set before teacher 7's runs (eight runs with teacher 8: +2.9, all positive); 3 labelled, five runs of teachers 4 and 5,
+above Eq. 6 as written, which met the rule set before teacher 7's runs (eight runs with teacher 8: +2.9, all
+positive); 3 labelled, five runs of teachers 4 and 5,
 +5.8. Its weakness is far false positives (larger HD95), which nnU-Net's postprocessing removes. Hence the
 recommended trainer (README, "Which trainer to use") and the demo's, though it departs from the paper.
 """
