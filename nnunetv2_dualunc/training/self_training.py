@@ -33,6 +33,7 @@ from nnunetv2_dualunc.atomic_files import atomic_torch_save
 from nnunetv2_dualunc.data.pseudo_labels import (check_manifest, class_presence_report,
                                                  pseudo_label_from_probabilities, reset_folder, write_manifest,
                                                  write_pseudo_labelled_case)
+from nnunetv2_dualunc.evaluation.evaluate_folders import labels_from_dataset_json
 from nnunetv2_dualunc.inference.predictors import SnapshotPredictor
 from nnunetv2_dualunc.method.ranking import (RankedCase, rank_cases, reliable_cases, reusable_ranking,
                                              sample_uncertainty, write_ranking)
@@ -239,7 +240,8 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
                                        self.label_manager.foreground_labels, annotated)
             self.on_case_pseudo_labelled(phase, case)
         write_manifest(folder, provenance, cases)
-        summary, warnings_ = class_presence_report(cases_with_class, len(cases), self._foreground_class_names())
+        summary, warnings_ = class_presence_report(cases_with_class, len(cases),
+                                                   labels_from_dataset_json(self.dataset_json)[1])
         for line in [f"pseudo-labels ({phase.value}): {summary}"] + warnings_:
             self.print_to_log_file(line)
 
@@ -255,10 +257,6 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
                     shutil.rmtree(path)
                 else:
                     os.remove(path)
-
-    def _foreground_class_names(self) -> dict:
-        names = {label: name for name, label in self.dataset_json["labels"].items() if isinstance(label, int)}
-        return {label: names.get(label, str(label)) for label in self.label_manager.foreground_labels}
 
     def _weights_path(self, completed_epochs: int) -> str:
         return snapshot_path(self.output_folder, completed_epochs)

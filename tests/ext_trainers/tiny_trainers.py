@@ -23,6 +23,8 @@ nnUNetTrainerDualUnc_test = budget_variant(nnUNetTrainerDualUnc, "nnUNetTrainerD
 nnUNetTrainerDualUncMirroredLabels_test = budget_variant(
     nnUNetTrainerDualUnc, "nnUNetTrainerDualUncMirroredLabels_test", (2, 1, 1), 2, 1, num_snapshots=2,
     pseudo_label_mirroring=True)
+
+
 class nnUNetTrainerDualUncCopyPasteUnmixedFinish_test(
         budget_variant(nnUNetTrainerDualUncCopyPaste, "_CopyPasteUnmixedFinishBudget", (2, 1, 2), 2, 1,
                        num_snapshots=2, copy_paste_unmixed_finish=0.5)):
