@@ -5,6 +5,7 @@ import torch
 from nnunetv2_dualunc.method.copy_paste import copy_paste, random_box
 from nnunetv2_dualunc.method.schedule import StageSchedule
 from nnunetv2_dualunc.training.dualunc_copy_paste import nnUNetTrainerDualUncWarmStartCopyPaste
+from nnunetv2_dualunc.training.dualunc_copy_paste_pseudo_dice import nnUNetTrainerDualUncWarmStartCopyPastePseudoDice
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
 
 
@@ -59,6 +60,8 @@ _UNMIXED_FINISH = type("CopyPasteUnmixedFinish", (nnUNetTrainerDualUncWarmStartC
 
 
 @pytest.mark.parametrize("trainer_class, epoch, mixes", [(nnUNetTrainerDualUncWarmStartCopyPaste, 424, True),
+                                                         (nnUNetTrainerDualUncWarmStartCopyPastePseudoDice, 424,
+                                                          True),
                                                          (nnUNetTrainerDualUncWarmStart, 300, False),
                                                          (_UNMIXED_FINISH, 384, True),
                                                          (_UNMIXED_FINISH, 385, False),

@@ -139,13 +139,19 @@ def _trainer_factory(planned_workspace, monkeypatch):
     return lambda trainer_class: trainer_class(dict(plans), "2d", 0, dataset_json, torch.device("cpu"))
 
 
-@pytest.mark.parametrize("trainer_name", ["nnUNetTrainerDualUncPseudoDice", "nnUNetTrainerDualUncWarmStartPseudoDice"])
-def test_pseudo_dice_trainers_add_nnunets_dice_to_eq4_at_every_scale(planned_workspace, monkeypatch, trainer_name):
+@pytest.mark.parametrize("module, trainer_name", [
+    ("dualunc_pseudo_dice", "nnUNetTrainerDualUncPseudoDice"),
+    ("dualunc_pseudo_dice", "nnUNetTrainerDualUncWarmStartPseudoDice"),
+    ("dualunc_copy_paste_pseudo_dice", "nnUNetTrainerDualUncCopyPastePseudoDice"),
+    ("dualunc_copy_paste_pseudo_dice", "nnUNetTrainerDualUncWarmStartCopyPastePseudoDice")])
+def test_pseudo_dice_trainers_add_nnunets_dice_to_eq4_at_every_scale(planned_workspace, monkeypatch, module,
+                                                                     trainer_name):
     """The trainers' pseudo-label loss is Eq. 4 + the weighted Dice, with the labelled loss's Dice settings, under
     nnU-Net's deep-supervision weights; nnUNetTrainerDualUnc keeps Eq. 4 alone."""
+    import importlib
+
     from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 
-    from nnunetv2_dualunc.training import dualunc_pseudo_dice
     from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
     make_trainer = _trainer_factory(planned_workspace, monkeypatch)
 
@@ -154,7 +160,8 @@ def test_pseudo_dice_trainers_add_nnunets_dice_to_eq4_at_every_scale(planned_wor
         trainer._build_loss()
         return trainer, trainer.unsupervised_loss
 
-    trainer, with_dice = unsupervised_loss(getattr(dualunc_pseudo_dice, trainer_name))
+    trainer, with_dice = unsupervised_loss(getattr(importlib.import_module(f"nnunetv2_dualunc.training.{module}"),
+                                                   trainer_name))
     _, eq4 = unsupervised_loss(nnUNetTrainerDualUnc)
     dice = with_dice.loss.dice
     assert isinstance(dice, MemoryEfficientSoftDiceLoss) and eq4.loss.dice is None

@@ -10,11 +10,14 @@ from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 from nnunetv2_dualunc.training.demo_trainers import (nnUNetTrainer_demo, nnUNetTrainerContinued_demo,
                                                      nnUNetTrainerDualUnc_demo, nnUNetTrainerDualUncWarmStart_demo,
                                                      nnUNetTrainerDualUncWarmStartCopyPaste_demo,
+                                                     nnUNetTrainerDualUncWarmStartCopyPastePseudoDice_demo,
                                                      nnUNetTrainerDualUncWarmStartFgRank_demo,
                                                      nnUNetTrainerDualUncWarmStartPseudoDice_demo)
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
 from nnunetv2_dualunc.training.dualunc_copy_paste import (nnUNetTrainerDualUncCopyPaste,
                                                           nnUNetTrainerDualUncWarmStartCopyPaste)
+from nnunetv2_dualunc.training.dualunc_copy_paste_pseudo_dice import (nnUNetTrainerDualUncCopyPastePseudoDice,
+                                                                      nnUNetTrainerDualUncWarmStartCopyPastePseudoDice)
 from nnunetv2_dualunc.training.dualunc_fg_rank import nnUNetTrainerDualUncFgRank, nnUNetTrainerDualUncWarmStartFgRank
 from nnunetv2_dualunc.training.dualunc_light_aux import nnUNetTrainerDualUncLightAux
 from nnunetv2_dualunc.training.dualunc_pseudo_dice import (nnUNetTrainerDualUncPseudoDice,
@@ -27,8 +30,9 @@ __all__ = ["nnUNetTrainerSelfTraining", "nnUNetTrainerSelfTrainingSS", "nnUNetTr
            "nnUNetTrainerDualUncLightAux", "nnUNetTrainerDualUncWarmStart", "nnUNetTrainerContinued",
            "nnUNetTrainerDualUncPseudoDice", "nnUNetTrainerDualUncWarmStartPseudoDice", "nnUNetTrainerDualUncFgRank",
            "nnUNetTrainerDualUncWarmStartFgRank", "nnUNetTrainerDualUncCopyPaste",
-           "nnUNetTrainerDualUncWarmStartCopyPaste", "nnUNetTrainerSelfTraining_20epochs",
+           "nnUNetTrainerDualUncWarmStartCopyPaste", "nnUNetTrainerDualUncCopyPastePseudoDice",
+           "nnUNetTrainerDualUncWarmStartCopyPastePseudoDice", "nnUNetTrainerSelfTraining_20epochs",
            "nnUNetTrainerSelfTrainingSS_20epochs", "nnUNetTrainerDualUnc_20epochs", "nnUNetTrainer_demo",
            "nnUNetTrainerDualUnc_demo", "nnUNetTrainerContinued_demo", "nnUNetTrainerDualUncWarmStart_demo",
            "nnUNetTrainerDualUncWarmStartPseudoDice_demo", "nnUNetTrainerDualUncWarmStartFgRank_demo",
-           "nnUNetTrainerDualUncWarmStartCopyPaste_demo"]
+           "nnUNetTrainerDualUncWarmStartCopyPaste_demo", "nnUNetTrainerDualUncWarmStartCopyPastePseudoDice_demo"]

@@ -25,6 +25,7 @@ from nnunetv2_dualunc.training.budget_variants import budget_variant
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
 from nnunetv2_dualunc.training.dualunc_copy_paste import nnUNetTrainerDualUncWarmStartCopyPaste
+from nnunetv2_dualunc.training.dualunc_copy_paste_pseudo_dice import nnUNetTrainerDualUncWarmStartCopyPastePseudoDice
 from nnunetv2_dualunc.training.dualunc_fg_rank import nnUNetTrainerDualUncFgRank, nnUNetTrainerDualUncWarmStartFgRank
 from nnunetv2_dualunc.training.dualunc_light_aux import nnUNetTrainerDualUncLightAux
 from nnunetv2_dualunc.training.dualunc_pseudo_dice import nnUNetTrainerDualUncWarmStartPseudoDice
@@ -251,14 +252,6 @@ class nnUNetTrainerDualUncWarmStartCopyPasteUnmixedFinish(nnUNetTrainerDualUncWa
     learnt from out-of-context mixed images; detectors that train on mosaics end on plain images for that reason
     (YOLOX). acdcCPUwarm: stage 2's last epoch of 5, at the bottom of its poly decay; the product: 40 of 200."""
     copy_paste_unmixed_finish = 0.2
-
-
-class nnUNetTrainerDualUncWarmStartCopyPastePseudoDice(nnUNetTrainerDualUncWarmStartCopyPaste):
-    """Copy-paste with nnU-Net's soft Dice on the (mixed) pseudo-labels beside Eq. 4 (the product attribute
-    pseudo_label_dice). Why: copy-paste's far false positives cost it Dice (nnU-Net's largest-component
-    postprocessing adds +1.2 points more to copy-paste than to the control over the eight runs of teachers 6-8), and
-    on Eq. 4 alone the pseudo-label Dice halved the mean HD95 (teacher 5: 3.1-5.4 against 5.9-7.7 voxels)."""
-    pseudo_label_dice = True
 
 
 class nnUNetTrainerContinuedOneLRDecay(nnUNetTrainerContinued):

@@ -11,6 +11,7 @@ from nnunetv2_dualunc.training.budget_variants import budget_variant
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
 from nnunetv2_dualunc.training.dualunc_copy_paste import nnUNetTrainerDualUncWarmStartCopyPaste
+from nnunetv2_dualunc.training.dualunc_copy_paste_pseudo_dice import nnUNetTrainerDualUncWarmStartCopyPastePseudoDice
 from nnunetv2_dualunc.training.dualunc_fg_rank import nnUNetTrainerDualUncWarmStartFgRank
 from nnunetv2_dualunc.training.dualunc_pseudo_dice import nnUNetTrainerDualUncWarmStartPseudoDice
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
@@ -41,8 +42,12 @@ nnUNetTrainerDualUncWarmStartPseudoDice_demo = _warm_start_demo(nnUNetTrainerDua
 #: the same ranking by Eq. 1 per foreground voxel (nnUNetTrainerDualUncWarmStartFgRank)
 nnUNetTrainerDualUncWarmStartFgRank_demo = _warm_start_demo(nnUNetTrainerDualUncWarmStartFgRank)
 #: the same with copy-paste between the labelled and the pseudo-labelled batch (nnUNetTrainerDualUncWarmStartCopyPaste):
-#: the recommended trainer at the demo's budget, the demo's default
+#: the demo's default (the recommended trainer until its pseudo-Dice successor below, which the demo has not run yet)
 nnUNetTrainerDualUncWarmStartCopyPaste_demo = _warm_start_demo(nnUNetTrainerDualUncWarmStartCopyPaste)
+#: copy-paste with nnU-Net's Dice on the pseudo-labels (nnUNetTrainerDualUncWarmStartCopyPastePseudoDice): the
+#: recommended trainer at the demo's budget
+nnUNetTrainerDualUncWarmStartCopyPastePseudoDice_demo = _warm_start_demo(
+    nnUNetTrainerDualUncWarmStartCopyPastePseudoDice)
 #: the control: the same model, the same extra epochs and learning-rate schedule, labelled cases only
 nnUNetTrainerContinued_demo = budget_variant(
     nnUNetTrainerContinued, "nnUNetTrainerContinued_demo", sum(WARM_PHASES), DEMO_ITERATIONS_PER_EPOCH,
