@@ -7,6 +7,10 @@ import torch
 
 from nnunetv2_dualunc.method.losses import (PseudoLabelCrossEntropyLoss, RectifiedPseudoLabelLoss, kl_divergence_map,
                                             pseudo_label_cross_entropy, rectified_pseudo_label_loss)
+from nnunetv2_dualunc.training.dualunc_copy_paste_pseudo_dice import (nnUNetTrainerDualUncCopyPastePseudoDice,
+                                                                      nnUNetTrainerDualUncWarmStartCopyPastePseudoDice)
+from nnunetv2_dualunc.training.dualunc_pseudo_dice import (nnUNetTrainerDualUncPseudoDice,
+                                                           nnUNetTrainerDualUncWarmStartPseudoDice)
 
 
 def _logits_for(probabilities):
@@ -139,17 +143,12 @@ def _trainer_factory(planned_workspace, monkeypatch):
     return lambda trainer_class: trainer_class(dict(plans), "2d", 0, dataset_json, torch.device("cpu"))
 
 
-@pytest.mark.parametrize("module, trainer_name", [
-    ("dualunc_pseudo_dice", "nnUNetTrainerDualUncPseudoDice"),
-    ("dualunc_pseudo_dice", "nnUNetTrainerDualUncWarmStartPseudoDice"),
-    ("dualunc_copy_paste_pseudo_dice", "nnUNetTrainerDualUncCopyPastePseudoDice"),
-    ("dualunc_copy_paste_pseudo_dice", "nnUNetTrainerDualUncWarmStartCopyPastePseudoDice")])
-def test_pseudo_dice_trainers_add_nnunets_dice_to_eq4_at_every_scale(planned_workspace, monkeypatch, module,
-                                                                     trainer_name):
+@pytest.mark.parametrize("trainer_class", [nnUNetTrainerDualUncPseudoDice, nnUNetTrainerDualUncWarmStartPseudoDice,
+                                           nnUNetTrainerDualUncCopyPastePseudoDice,
+                                           nnUNetTrainerDualUncWarmStartCopyPastePseudoDice])
+def test_pseudo_dice_trainers_add_nnunets_dice_to_eq4_at_every_scale(planned_workspace, monkeypatch, trainer_class):
     """The trainers' pseudo-label loss is Eq. 4 + the weighted Dice, with the labelled loss's Dice settings, under
     nnU-Net's deep-supervision weights; nnUNetTrainerDualUnc keeps Eq. 4 alone."""
-    import importlib
-
     from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 
     from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
@@ -160,8 +159,7 @@ def test_pseudo_dice_trainers_add_nnunets_dice_to_eq4_at_every_scale(planned_wor
         trainer._build_loss()
         return trainer, trainer.unsupervised_loss
 
-    trainer, with_dice = unsupervised_loss(getattr(importlib.import_module(f"nnunetv2_dualunc.training.{module}"),
-                                                   trainer_name))
+    trainer, with_dice = unsupervised_loss(trainer_class)
     _, eq4 = unsupervised_loss(nnUNetTrainerDualUnc)
     dice = with_dice.loss.dice
     assert isinstance(dice, MemoryEfficientSoftDiceLoss) and eq4.loss.dice is None

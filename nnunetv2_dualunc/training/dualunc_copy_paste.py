@@ -11,7 +11,8 @@ six paired runs of teachers 6 and 7, +2.9 Dice points over the labelled-only con
 above Eq. 6 as written, which met the rule set before teacher 7's runs (eight runs with teacher 8: +2.9, all
 positive); 3 labelled, five runs of teachers 4 and 5,
 +5.8. Its weakness is far false positives (larger HD95), which nnU-Net's postprocessing removes. Hence the
-recommended trainer (README, "Which trainer to use") and the demo's, though it departs from the paper.
+recommended trainer until 2026-12-05's seventh sitting, and still the demo's, though it departs from the paper; the
+recommendation now adds the pseudo-label Dice (dualunc_copy_paste_pseudo_dice.py).
 """
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
