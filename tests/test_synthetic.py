@@ -242,7 +242,7 @@ def test_demo_methods_take_the_same_number_of_gradient_steps():
     control, recommended = getattr(demo_trainers, demo.DEMO_CONTROL), getattr(demo_trainers, demo.DEMO_RECOMMENDED)
     assert start is demo_trainers.nnUNetTrainer_demo and control is demo_trainers.nnUNetTrainerContinued_demo
     # the demo shows copy-paste at the demo's budget: the README's recommendation before its pseudo-Dice successor,
-    # which has a demo trainer but no repeated demo runs yet
+    # whose demo trainer showed no gain in four demo runs (docs/BENCHMARKS.md section 8, "eighth sitting")
     from nnunetv2_dualunc.training.dualunc_copy_paste import nnUNetTrainerDualUncWarmStartCopyPaste
     assert recommended is demo_trainers.nnUNetTrainerDualUncWarmStartCopyPaste_demo
     assert issubclass(recommended, nnUNetTrainerDualUncWarmStartCopyPaste)

@@ -42,7 +42,8 @@ nnUNetTrainerDualUncWarmStartPseudoDice_demo = _warm_start_demo(nnUNetTrainerDua
 #: the same ranking by Eq. 1 per foreground voxel (nnUNetTrainerDualUncWarmStartFgRank)
 nnUNetTrainerDualUncWarmStartFgRank_demo = _warm_start_demo(nnUNetTrainerDualUncWarmStartFgRank)
 #: the same with copy-paste between the labelled and the pseudo-labelled batch (nnUNetTrainerDualUncWarmStartCopyPaste):
-#: the demo's default (the recommended trainer until its pseudo-Dice successor below, which the demo has not run yet)
+#: the demo's default (the recommended trainer until its pseudo-Dice successor below, which showed no gain in the
+#: demo's four runs: docs/BENCHMARKS.md section 8, "eighth sitting")
 nnUNetTrainerDualUncWarmStartCopyPaste_demo = _warm_start_demo(nnUNetTrainerDualUncWarmStartCopyPaste)
 #: copy-paste with nnU-Net's Dice on the pseudo-labels (nnUNetTrainerDualUncWarmStartCopyPastePseudoDice): the
 #: recommended trainer at the demo's budget
