@@ -26,7 +26,7 @@ from nnunetv2_dualunc.nnunet_commands import console_script, nnunet_environment,
 #: images (DEMO_RECOMMENDED) and, as the control the gain is measured against, for as long without them
 DEMO_START_MODEL = "nnUNetTrainer_demo"
 DEMO_CONTROL = "nnUNetTrainerContinued_demo"
-DEMO_RECOMMENDED = "nnUNetTrainerDualUncWarmStartCopyPaste_demo"
+DEMO_RECOMMENDED = "nnUNetTrainerDualUncWarmStartCopyPastePseudoDice_demo"
 DEMO_METHODS = (DEMO_START_MODEL, DEMO_CONTROL, DEMO_RECOMMENDED)  # in this order: the others continue the first
 #: the console shows the most uncertain test cases only; the whole ranking goes to a file beside the maps
 UNCERTAIN_CASES_SHOWN = 10
@@ -333,7 +333,7 @@ def demo_entry(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="nnunetv2_dualunc demo",
         description="On a small synthetic semi-supervised dataset (CPU, a few minutes): train a supervised nnU-Net, "
-                    "continue it with the unlabelled images (DualUnc warm start with copy-paste) and, as the "
+                    "continue it with the unlabelled images (DualUnc warm start with copy-paste and the pseudo-label Dice) and, as the "
                     "control, without them, and compare their Dice on held-out cases.")
     parser.add_argument("--output-dir", default="./dualunc_demo",
                         help="Folder for the nnU-Net data, models, predictions and the Dice table; re-running "

@@ -241,15 +241,15 @@ def test_demo_methods_take_the_same_number_of_gradient_steps():
     start = getattr(demo_trainers, demo.DEMO_START_MODEL)
     control, recommended = getattr(demo_trainers, demo.DEMO_CONTROL), getattr(demo_trainers, demo.DEMO_RECOMMENDED)
     assert start is demo_trainers.nnUNetTrainer_demo and control is demo_trainers.nnUNetTrainerContinued_demo
-    # the demo shows copy-paste at the demo's budget: the README's recommendation before its pseudo-Dice successor,
-    # whose demo trainer showed no gain in four demo runs (docs/BENCHMARKS.md section 8, "eighth sitting")
-    from nnunetv2_dualunc.training.dualunc_copy_paste import nnUNetTrainerDualUncWarmStartCopyPaste
-    assert recommended is demo_trainers.nnUNetTrainerDualUncWarmStartCopyPaste_demo
-    assert issubclass(recommended, nnUNetTrainerDualUncWarmStartCopyPaste)
+    # the demo shows the README's recommended trainer at the demo's budget
+    from nnunetv2_dualunc.training.dualunc_copy_paste_pseudo_dice import (
+        nnUNetTrainerDualUncWarmStartCopyPastePseudoDice)
+    assert recommended is demo_trainers.nnUNetTrainerDualUncWarmStartCopyPastePseudoDice_demo
+    assert issubclass(recommended, nnUNetTrainerDualUncWarmStartCopyPastePseudoDice)
     assert demo.DEMO_METHODS == (demo.DEMO_START_MODEL, demo.DEMO_CONTROL, demo.DEMO_RECOMMENDED)
     for warm in (recommended, demo_trainers.nnUNetTrainerDualUncWarmStart_demo,
                  demo_trainers.nnUNetTrainerDualUncWarmStartPseudoDice_demo,
-                 demo_trainers.nnUNetTrainerDualUncWarmStartCopyPastePseudoDice_demo,
+                 demo_trainers.nnUNetTrainerDualUncWarmStartCopyPaste_demo,
                  demo_trainers.nnUNetTrainerDualUncWarmStartFgRank_demo):
         phases = (warm.pretrain_epochs, warm.stage1_epochs, warm.stage2_epochs)
         assert phases == control.lr_phases == demo_trainers.WARM_PHASES

@@ -42,11 +42,11 @@ nnUNetTrainerDualUncWarmStartPseudoDice_demo = _warm_start_demo(nnUNetTrainerDua
 #: the same ranking by Eq. 1 per foreground voxel (nnUNetTrainerDualUncWarmStartFgRank)
 nnUNetTrainerDualUncWarmStartFgRank_demo = _warm_start_demo(nnUNetTrainerDualUncWarmStartFgRank)
 #: the same with copy-paste between the labelled and the pseudo-labelled batch (nnUNetTrainerDualUncWarmStartCopyPaste):
-#: the demo's default (the recommended trainer until its pseudo-Dice successor below, which showed no gain in the
-#: demo's four runs: docs/BENCHMARKS.md section 8, "eighth sitting")
+#: the recommended trainer until its pseudo-Dice successor below, and the demo's default until 2026-12-05
 nnUNetTrainerDualUncWarmStartCopyPaste_demo = _warm_start_demo(nnUNetTrainerDualUncWarmStartCopyPaste)
 #: copy-paste with nnU-Net's Dice on the pseudo-labels (nnUNetTrainerDualUncWarmStartCopyPastePseudoDice): the
-#: recommended trainer at the demo's budget
+#: recommended trainer at the demo's budget and the demo's default (ten runs: +1.6 over the control, 9 of 10 above;
+#: docs/BENCHMARKS.md section 8, "ninth sitting")
 nnUNetTrainerDualUncWarmStartCopyPastePseudoDice_demo = _warm_start_demo(
     nnUNetTrainerDualUncWarmStartCopyPastePseudoDice)
 #: the control: the same model, the same extra epochs and learning-rate schedule, labelled cases only
