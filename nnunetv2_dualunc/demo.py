@@ -333,8 +333,8 @@ def demo_entry(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="nnunetv2_dualunc demo",
         description="On a small synthetic semi-supervised dataset (CPU, a few minutes): train a supervised nnU-Net, "
-                    "continue it with the unlabelled images (DualUnc warm start with copy-paste and the pseudo-label Dice) and, as the "
-                    "control, without them, and compare their Dice on held-out cases.")
+                    "continue it with the unlabelled images (DualUnc warm start with copy-paste and the pseudo-label "
+                    "Dice) and, as the control, without them, and compare their Dice on held-out cases.")
     parser.add_argument("--output-dir", default="./dualunc_demo",
                         help="Folder for the nnU-Net data, models, predictions and the Dice table; re-running "
                              "on the same folder resumes. Default: ./dualunc_demo")
