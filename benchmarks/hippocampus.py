@@ -21,6 +21,8 @@ PROFILES = {  # --profile -> (trainer budget profile, configuration, derived fro
     "cpu_teacher": ("hippoCPUteacher", "3d_fullres_bs2", BATCH_2, "cpu"),
     # warm-start protocol (issue 11): trains cpu_teacher's supervised model first if it is missing
     "cpu_warm": ("hippoCPUwarm", "3d_fullres_bs2", BATCH_2, "cpu"),
+    # the same with stages four times as long (860 steps), where the oracle may have room (docs/BENCHMARKS.md section 8)
+    "cpu_warm_long": ("hippoCPUwarmLong", "3d_fullres_bs2", BATCH_2, "cpu"),
     # the first CPU profile (batch 7 as planned, 100 steps; docs/BENCHMARKS.md section 6)
     "cpu-batch7": ("hippoCPU", "3d_fullres", None, "cpu"),
     "paper": ("paper", "3d_fullres", None, "cuda"),
