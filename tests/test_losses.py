@@ -130,8 +130,9 @@ def test_dice_term_skips_ignored_voxels_and_its_weight_has_no_gradient():
     assert torch.allclose(with_dice_grad, eq4_grad, atol=1e-6)
 
 
-def _trainer_factory(planned_workspace, monkeypatch):
-    """trainer_class -> a trainer of the planned synthetic dataset's 2d configuration on the CPU."""
+def _trainer_factory(planned_workspace, monkeypatch, fold=0):
+    """trainer_class -> a trainer of the planned synthetic dataset's 2d configuration on the CPU (fold "all" where
+    the trainer splits its cases: four labelled cases are too few for nnU-Net's five folds)."""
     from batchgenerators.utilities.file_and_folder_operations import load_json
 
     for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
@@ -140,7 +141,7 @@ def _trainer_factory(planned_workspace, monkeypatch):
     plans = dict(load_json(os.path.join(folder, "nnUNetPlans.json")), continue_training=False)
     dataset_json = load_json(os.path.join(folder, "dataset.json"))
 
-    return lambda trainer_class: trainer_class(dict(plans), "2d", 0, dataset_json, torch.device("cpu"))
+    return lambda trainer_class: trainer_class(dict(plans), "2d", fold, dataset_json, torch.device("cpu"))
 
 
 @pytest.mark.parametrize("trainer_class", [nnUNetTrainerDualUncPseudoDice, nnUNetTrainerDualUncWarmStartPseudoDice,

@@ -11,13 +11,15 @@ from nnunetv2_dualunc.training.demo_trainers import (nnUNetTrainer_demo, nnUNetT
                                                      nnUNetTrainerDualUnc_demo, nnUNetTrainerDualUncWarmStart_demo,
                                                      nnUNetTrainerDualUncWarmStartCopyPaste_demo,
                                                      nnUNetTrainerDualUncWarmStartCopyPastePseudoDice_demo,
+                                                     nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceIfUndersegmented_demo,
                                                      nnUNetTrainerDualUncWarmStartFgRank_demo,
                                                      nnUNetTrainerDualUncWarmStartPseudoDice_demo)
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
 from nnunetv2_dualunc.training.dualunc_copy_paste import (nnUNetTrainerDualUncCopyPaste,
                                                           nnUNetTrainerDualUncWarmStartCopyPaste)
-from nnunetv2_dualunc.training.dualunc_copy_paste_pseudo_dice import (nnUNetTrainerDualUncCopyPastePseudoDice,
-                                                                      nnUNetTrainerDualUncWarmStartCopyPastePseudoDice)
+from nnunetv2_dualunc.training.dualunc_copy_paste_pseudo_dice import (
+    nnUNetTrainerDualUncCopyPastePseudoDice, nnUNetTrainerDualUncCopyPastePseudoDiceIfUndersegmented,
+    nnUNetTrainerDualUncWarmStartCopyPastePseudoDice, nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceIfUndersegmented)
 from nnunetv2_dualunc.training.dualunc_fg_rank import nnUNetTrainerDualUncFgRank, nnUNetTrainerDualUncWarmStartFgRank
 from nnunetv2_dualunc.training.dualunc_light_aux import nnUNetTrainerDualUncLightAux
 from nnunetv2_dualunc.training.dualunc_pseudo_dice import (nnUNetTrainerDualUncPseudoDice,
@@ -31,8 +33,10 @@ __all__ = ["nnUNetTrainerSelfTraining", "nnUNetTrainerSelfTrainingSS", "nnUNetTr
            "nnUNetTrainerDualUncPseudoDice", "nnUNetTrainerDualUncWarmStartPseudoDice", "nnUNetTrainerDualUncFgRank",
            "nnUNetTrainerDualUncWarmStartFgRank", "nnUNetTrainerDualUncCopyPaste",
            "nnUNetTrainerDualUncWarmStartCopyPaste", "nnUNetTrainerDualUncCopyPastePseudoDice",
-           "nnUNetTrainerDualUncWarmStartCopyPastePseudoDice", "nnUNetTrainerSelfTraining_20epochs",
+           "nnUNetTrainerDualUncWarmStartCopyPastePseudoDice", "nnUNetTrainerDualUncCopyPastePseudoDiceIfUndersegmented",
+           "nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceIfUndersegmented", "nnUNetTrainerSelfTraining_20epochs",
            "nnUNetTrainerSelfTrainingSS_20epochs", "nnUNetTrainerDualUnc_20epochs", "nnUNetTrainer_demo",
            "nnUNetTrainerDualUnc_demo", "nnUNetTrainerContinued_demo", "nnUNetTrainerDualUncWarmStart_demo",
            "nnUNetTrainerDualUncWarmStartPseudoDice_demo", "nnUNetTrainerDualUncWarmStartFgRank_demo",
-           "nnUNetTrainerDualUncWarmStartCopyPaste_demo", "nnUNetTrainerDualUncWarmStartCopyPastePseudoDice_demo"]
+           "nnUNetTrainerDualUncWarmStartCopyPaste_demo", "nnUNetTrainerDualUncWarmStartCopyPastePseudoDice_demo",
+           "nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceIfUndersegmented_demo"]

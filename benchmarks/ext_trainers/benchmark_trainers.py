@@ -25,7 +25,8 @@ from nnunetv2_dualunc.training.budget_variants import budget_variant
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
 from nnunetv2_dualunc.training.dualunc_copy_paste import nnUNetTrainerDualUncWarmStartCopyPaste
-from nnunetv2_dualunc.training.dualunc_copy_paste_pseudo_dice import nnUNetTrainerDualUncWarmStartCopyPastePseudoDice
+from nnunetv2_dualunc.training.dualunc_copy_paste_pseudo_dice import (
+    nnUNetTrainerDualUncWarmStartCopyPastePseudoDice, nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceIfUndersegmented)
 from nnunetv2_dualunc.training.dualunc_fg_rank import nnUNetTrainerDualUncFgRank, nnUNetTrainerDualUncWarmStartFgRank
 from nnunetv2_dualunc.training.dualunc_light_aux import nnUNetTrainerDualUncLightAux
 from nnunetv2_dualunc.training.dualunc_pseudo_dice import nnUNetTrainerDualUncWarmStartPseudoDice
@@ -297,6 +298,8 @@ METHODS = {"supervised": None, "self_training": nnUNetTrainerSelfTraining,
            "dualunc_warm_copy_paste": nnUNetTrainerDualUncWarmStartCopyPaste,
            "dualunc_warm_copy_paste_unmixed_finish": nnUNetTrainerDualUncWarmStartCopyPasteUnmixedFinish,
            "dualunc_warm_copy_paste_pseudo_dice": nnUNetTrainerDualUncWarmStartCopyPastePseudoDice,
+           "dualunc_warm_copy_paste_pseudo_dice_if_undersegmented":
+               nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceIfUndersegmented,
            # the schedule ablation: a control and a warm start with one learning-rate decay over all phases
            "supervised_continued_one_lr_decay": nnUNetTrainerContinuedOneLRDecay,
            "dualunc_warm_one_lr_decay": nnUNetTrainerDualUncWarmStartOneLRDecay}

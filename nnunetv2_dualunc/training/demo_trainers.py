@@ -11,7 +11,8 @@ from nnunetv2_dualunc.training.budget_variants import budget_variant
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
 from nnunetv2_dualunc.training.dualunc_copy_paste import nnUNetTrainerDualUncWarmStartCopyPaste
-from nnunetv2_dualunc.training.dualunc_copy_paste_pseudo_dice import nnUNetTrainerDualUncWarmStartCopyPastePseudoDice
+from nnunetv2_dualunc.training.dualunc_copy_paste_pseudo_dice import (
+    nnUNetTrainerDualUncWarmStartCopyPastePseudoDice, nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceIfUndersegmented)
 from nnunetv2_dualunc.training.dualunc_fg_rank import nnUNetTrainerDualUncWarmStartFgRank
 from nnunetv2_dualunc.training.dualunc_pseudo_dice import nnUNetTrainerDualUncWarmStartPseudoDice
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
@@ -49,6 +50,9 @@ nnUNetTrainerDualUncWarmStartCopyPaste_demo = _warm_start_demo(nnUNetTrainerDual
 #: docs/BENCHMARKS.md section 8, "ninth sitting")
 nnUNetTrainerDualUncWarmStartCopyPastePseudoDice_demo = _warm_start_demo(
     nnUNetTrainerDualUncWarmStartCopyPastePseudoDice)
+#: the same, the Dice term kept only where the first pseudo-labels under-segment a class (method/class_volume.py)
+nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceIfUndersegmented_demo = _warm_start_demo(
+    nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceIfUndersegmented)
 #: the control: the same model, the same extra epochs and learning-rate schedule, labelled cases only
 nnUNetTrainerContinued_demo = budget_variant(
     nnUNetTrainerContinued, "nnUNetTrainerContinued_demo", sum(WARM_PHASES), DEMO_ITERATIONS_PER_EPOCH,

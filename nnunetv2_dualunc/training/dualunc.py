@@ -2,12 +2,16 @@
 from typing import Optional
 
 import torch
+from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
 from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 from nnunetv2.utilities.helpers import softmax_helper_dim1
 from torch import nn
 
+from nnunetv2_dualunc.method.class_volume import class_shares, share_ratios, undersegmented
 from nnunetv2_dualunc.method.losses import RectifiedPseudoLabelLoss
+from nnunetv2_dualunc.method.schedule import Phase
 from nnunetv2_dualunc.network.dual_decoder import DualDecoderUNet, build_dual_decoder_network
+from nnunetv2_dualunc.run_layout import pseudo_label_folder
 from nnunetv2_dualunc.training.sample_sorting import nnUNetTrainerSelfTrainingSS
 
 
@@ -32,6 +36,9 @@ class nnUNetTrainerDualUnc(nnUNetTrainerSelfTrainingSS):
     #: add nnU-Net's soft Dice on the pseudo-labels to Eq. 4, each voxel weighted by exp(-KL) (not the paper's:
     #: nnUNetTrainerDualUncPseudoDice)
     pseudo_label_dice: bool = False
+    #: with pseudo_label_dice: keep the Dice term only if the first pseudo-labels under-segment a class, i.e. give it
+    #: less than this times its share of the labelled training cases' voxels (method/class_volume.py); None: always
+    pseudo_label_dice_if_share_below: Optional[float] = None
 
     @classmethod
     def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
@@ -55,3 +62,32 @@ class nnUNetTrainerDualUnc(nnUNetTrainerSelfTrainingSS):
             dice = MemoryEfficientSoftDiceLoss(apply_nonlin=softmax_helper_dim1, do_bg=False, smooth=1e-5,
                                                batch_dice=self.configuration_manager.batch_dice, ddp=self.is_ddp)
         return RectifiedPseudoLabelLoss(detach_weight=self.detach_uncertainty_weight, dice=dice)
+
+    def _enter_phase(self, phase: Phase) -> None:
+        super()._enter_phase(phase)
+        guarded = self.pseudo_label_dice and self.pseudo_label_dice_if_share_below is not None
+        if phase.uses_unlabelled and guarded and not self._keeps_pseudo_label_dice():
+            self.unsupervised_loss.loss.dice = None
+
+    def _keeps_pseudo_label_dice(self) -> bool:
+        """Decided once per run from files on disk (the first phase's pseudo-labels, the labelled training cases),
+        so that a resumed run decides as the uninterrupted one did."""
+        if getattr(self, "_pseudo_label_dice_kept", None) is None:
+            first = Phase.STAGE1 if self.stage_schedule.stage1_epochs > 0 else Phase.STAGE2
+            folder = pseudo_label_folder(self.output_folder, first.value)
+            labels = list(self.label_manager.foreground_labels)
+            pseudo = nnUNetDatasetBlosc2(folder)
+            labelled_keys, _ = self.do_split()
+            labelled = self.dataset_class(self.preprocessed_dataset_folder, labelled_keys)  # set by do_split
+            ratios = share_ratios(class_shares((pseudo.load_case(k)[1][:] for k in pseudo.identifiers), labels),
+                                  class_shares((labelled.load_case(k)[1][:] for k in labelled.identifiers), labels),
+                                  labels)
+            small = undersegmented(ratios, self.pseudo_label_dice_if_share_below)
+            self._pseudo_label_dice_kept = bool(small)
+            shown = ", ".join(f"{label}: {ratio:.2f}" for label, ratio in ratios.items())
+            self.print_to_log_file(
+                f"pseudo-label class shares / labelled class shares ({first.value}): {shown}; the Dice term on "
+                f"pseudo-labels is {'kept' if small else 'switched off'} (threshold "
+                f"{self.pseudo_label_dice_if_share_below}: {'classes ' + str(sorted(small)) if small else 'no class'} "
+                f"below it)")
+        return self._pseudo_label_dice_kept
