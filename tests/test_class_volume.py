@@ -16,6 +16,8 @@ def test_class_shares_pool_the_annotated_voxels_of_all_segmentations():
     a = np.array([[0, 1, 1, -1]])  # -1: outside nnU-Net's crop mask, not counted
     b = np.array([[2, 0, 0, 0]])
     assert class_shares([a, b], [1, 2]) == pytest.approx([2 / 7, 1 / 7])
+    with_ignore = np.array([[0, 1, 1, 9, 9]])  # 9: the ignore label, not annotated
+    assert class_shares([with_ignore], [1], ignore_label=9) == pytest.approx([2 / 3])
     with pytest.raises(ValueError, match="no annotated voxel"):
         class_shares([np.full((2, 2), -1)], [1])
 

@@ -7,20 +7,24 @@ is too small (Hippocampus: 0.94-1.07; the term shrank the predicted hippocampus 
 reference). docs/BENCHMARKS.md section 8, tenth sitting. Labelled and unlabelled cases are assumed to come from
 one population, so that a class's share of the voxels is about the same in both.
 """
-from typing import Dict, Iterable, Sequence
+from typing import Dict, Iterable, Optional, Sequence
 
 import numpy as np
 
 
-def class_shares(segmentations: Iterable[np.ndarray], labels: Sequence[int]) -> np.ndarray:
-    """Each label's share of all annotated voxels (>= 0; nnU-Net marks voxels outside the crop mask with -1),
-    pooled over the segmentations, in the order of labels."""
+def class_shares(segmentations: Iterable[np.ndarray], labels: Sequence[int],
+                 ignore_label: Optional[int] = None) -> np.ndarray:
+    """Each label's share of all annotated voxels (>= 0 and not ignore_label; nnU-Net marks voxels outside the
+    crop mask with -1), pooled over the segmentations, in the order of labels."""
     counts = np.zeros(len(labels), dtype=np.float64)
     annotated = 0
     for segmentation in segmentations:
         segmentation = np.asarray(segmentation)
         counts += [np.count_nonzero(segmentation == label) for label in labels]
-        annotated += np.count_nonzero(segmentation >= 0)
+        annotated_voxels = segmentation >= 0
+        if ignore_label is not None:
+            annotated_voxels &= segmentation != ignore_label
+        annotated += np.count_nonzero(annotated_voxels)
     if annotated == 0:
         raise ValueError("no annotated voxel in the segmentations: nothing to compute class shares from")
     return counts / annotated

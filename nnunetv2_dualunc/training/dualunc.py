@@ -79,8 +79,10 @@ class nnUNetTrainerDualUnc(nnUNetTrainerSelfTrainingSS):
             pseudo = nnUNetDatasetBlosc2(folder)
             labelled_keys, _ = self.do_split()
             labelled = self.dataset_class(self.preprocessed_dataset_folder, labelled_keys)  # set by do_split
+            ignore = self.label_manager.ignore_label  # never in a pseudo-label; not annotated in a labelled case
             ratios = share_ratios(class_shares((pseudo.load_case(k)[1][:] for k in pseudo.identifiers), labels),
-                                  class_shares((labelled.load_case(k)[1][:] for k in labelled.identifiers), labels),
+                                  class_shares((labelled.load_case(k)[1][:] for k in labelled.identifiers), labels,
+                                               ignore),
                                   labels)
             small = undersegmented(ratios, self.pseudo_label_dice_if_share_below)
             self._pseudo_label_dice_kept = bool(small)
