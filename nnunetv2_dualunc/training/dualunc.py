@@ -39,6 +39,8 @@ class nnUNetTrainerDualUnc(nnUNetTrainerSelfTrainingSS):
     #: with pseudo_label_dice: keep the Dice term only if the first pseudo-labels under-segment a class, i.e. give it
     #: less than this times its share of the labelled training cases' voxels (method/class_volume.py); None: always
     pseudo_label_dice_if_share_below: Optional[float] = None
+    #: that decision, once made (None: not yet)
+    _pseudo_label_dice_kept: Optional[bool] = None
 
     @classmethod
     def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
@@ -72,24 +74,23 @@ class nnUNetTrainerDualUnc(nnUNetTrainerSelfTrainingSS):
     def _keeps_pseudo_label_dice(self) -> bool:
         """Decided once per run from files on disk (the first phase's pseudo-labels, the labelled training cases),
         so that a resumed run decides as the uninterrupted one did."""
-        if getattr(self, "_pseudo_label_dice_kept", None) is None:
-            first = Phase.STAGE1 if self.stage_schedule.stage1_epochs > 0 else Phase.STAGE2
-            folder = pseudo_label_folder(self.output_folder, first.value)
-            labels = list(self.label_manager.foreground_labels)
-            pseudo = nnUNetDatasetBlosc2(folder)
-            labelled_keys, _ = self.do_split()
-            labelled = self.dataset_class(self.preprocessed_dataset_folder, labelled_keys)  # set by do_split
-            ignore = self.label_manager.ignore_label  # never in a pseudo-label; not annotated in a labelled case
-            ratios = share_ratios(class_shares((pseudo.load_case(k)[1][:] for k in pseudo.identifiers), labels),
-                                  class_shares((labelled.load_case(k)[1][:] for k in labelled.identifiers), labels,
-                                               ignore),
-                                  labels)
-            small = undersegmented(ratios, self.pseudo_label_dice_if_share_below)
-            self._pseudo_label_dice_kept = bool(small)
-            shown = ", ".join(f"{label}: {ratio:.2f}" for label, ratio in ratios.items())
-            self.print_to_log_file(
-                f"pseudo-label class shares / labelled class shares ({first.value}): {shown}; the Dice term on "
-                f"pseudo-labels is {'kept' if small else 'switched off'} (threshold "
-                f"{self.pseudo_label_dice_if_share_below}: {'classes ' + str(sorted(small)) if small else 'no class'} "
-                f"below it)")
+        if self._pseudo_label_dice_kept is not None:
+            return self._pseudo_label_dice_kept
+        first = Phase.STAGE1 if self.stage_schedule.stage1_epochs > 0 else Phase.STAGE2
+        labels = list(self.label_manager.foreground_labels)
+        pseudo = nnUNetDatasetBlosc2(pseudo_label_folder(self.output_folder, first.value))
+        labelled_keys, _ = self.do_split()
+        labelled = self.dataset_class(self.preprocessed_dataset_folder, labelled_keys)  # set by do_split
+        ignore = self.label_manager.ignore_label  # never in a pseudo-label; not annotated in a labelled case
+        ratios = share_ratios(class_shares((pseudo.load_case(k)[1][:] for k in pseudo.identifiers), labels),
+                              class_shares((labelled.load_case(k)[1][:] for k in labelled.identifiers), labels, ignore),
+                              labels)
+        small = undersegmented(ratios, self.pseudo_label_dice_if_share_below)
+        self._pseudo_label_dice_kept = bool(small)
+        shown = ", ".join(f"{label}: {ratio:.2f}" for label, ratio in ratios.items())
+        self.print_to_log_file(
+            f"pseudo-label class shares / labelled class shares ({first.value}): {shown}; the Dice term on "
+            f"pseudo-labels is {'kept' if small else 'switched off'} (threshold "
+            f"{self.pseudo_label_dice_if_share_below}: {'classes ' + str(sorted(small)) if small else 'no class'} "
+            f"below it)")
         return self._pseudo_label_dice_kept
