@@ -1,6 +1,7 @@
 """The full method: self-training + sample sorting + the dual-decoder uncertainty rectification (Eq. 2, 4)."""
-from typing import Optional
+from typing import Iterator, Optional
 
+import numpy as np
 import torch
 from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
 from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
@@ -13,6 +14,11 @@ from nnunetv2_dualunc.method.schedule import Phase
 from nnunetv2_dualunc.network.dual_decoder import DualDecoderUNet, build_dual_decoder_network
 from nnunetv2_dualunc.run_layout import pseudo_label_folder
 from nnunetv2_dualunc.training.sample_sorting import nnUNetTrainerSelfTrainingSS
+
+
+def _segmentations(dataset) -> Iterator[np.ndarray]:
+    """Each case's segmentation of an nnU-Net dataset, loaded one at a time."""
+    return (dataset.load_case(key)[1][:] for key in dataset.identifiers)
 
 
 class nnUNetTrainerDualUnc(nnUNetTrainerSelfTrainingSS):
@@ -76,15 +82,14 @@ class nnUNetTrainerDualUnc(nnUNetTrainerSelfTrainingSS):
         so that a resumed run decides as the uninterrupted one did."""
         if self._pseudo_label_dice_kept is not None:
             return self._pseudo_label_dice_kept
-        first = Phase.STAGE1 if self.stage_schedule.stage1_epochs > 0 else Phase.STAGE2
+        first = self.stage_schedule.phase_at(self.stage_schedule.pretrain_epochs)  # the first pseudo-labelled phase
         labels = list(self.label_manager.foreground_labels)
         pseudo = nnUNetDatasetBlosc2(pseudo_label_folder(self.output_folder, first.value))
         labelled_keys, _ = self.do_split()
         labelled = self.dataset_class(self.preprocessed_dataset_folder, labelled_keys)  # set by do_split
         ignore = self.label_manager.ignore_label  # never in a pseudo-label; not annotated in a labelled case
-        ratios = share_ratios(class_shares((pseudo.load_case(k)[1][:] for k in pseudo.identifiers), labels),
-                              class_shares((labelled.load_case(k)[1][:] for k in labelled.identifiers), labels, ignore),
-                              labels)
+        ratios = share_ratios(class_shares(_segmentations(pseudo), labels),
+                              class_shares(_segmentations(labelled), labels, ignore), labels)
         small = undersegmented(ratios, self.pseudo_label_dice_if_share_below)
         self._pseudo_label_dice_kept = bool(small)
         shown = ", ".join(f"{label}: {ratio:.2f}" for label, ratio in ratios.items())
