@@ -9,7 +9,9 @@ ACDC (docs/BENCHMARKS.md). This reads the `metrics_<method>.json` files that `be
 - the difference to a reference method (default: supervised) in each run that has both, and its mean;
 - per case (mean Dice over the classes), how many of the validation cases the method segments better than the
   reference, pooled over those runs, with the Wilcoxon signed-rank p-value of the pooled per-case differences
-  (cases repeat across seeds, so this p-value understates the uncertainty: read it next to the per-run numbers).
+  (cases repeat across seeds, so this p-value understates the uncertainty: read it next to the per-run numbers);
+- the same against the method's own recipe-without-unlabelled twin (`<method>_recipe_only`, named in the run's
+  results.json), where the run has it: what the unlabelled images add on top of the recipe.
 
     .venv/bin/python benchmarks/compare_runs.py /tmp/dualunc_bench/ACDC_labeled_7_cpu_seed{0,1}/labeled_7 \\
         --out docs/results/acdc_cpu_labeled_7_seeds
@@ -22,7 +24,7 @@ import json
 import os
 import re
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 from scipy.stats import wilcoxon
@@ -39,6 +41,7 @@ class Run:
     folder: str
     seed: Optional[int]
     case_dice: Dict[str, Dict[str, float]]  # method -> case -> mean Dice over the classes
+    recipe_twins: Dict[str, str] = field(default_factory=dict)  # method -> its recipe-without-unlabelled twin
 
     def mean_dice(self, method: str) -> float:
         return statistics.fmean(self.case_dice[method].values())
@@ -54,12 +57,11 @@ def read_run(folder: str) -> Run:
         method = METRICS_FILE.match(os.path.basename(path)).group("method")
         with open(path) as f:
             case_dice[method] = mean_dice_per_case(json.load(f)["per_case"])
-    seed = None
-    results = os.path.join(folder, "results.json")
-    if os.path.isfile(results):
-        with open(results) as f:
-            seed = json.load(f).get("seed")
-    return Run(os.path.abspath(folder), seed, case_dice)
+    results = {}
+    if os.path.isfile(os.path.join(folder, "results.json")):
+        with open(os.path.join(folder, "results.json")) as f:
+            results = json.load(f)
+    return Run(os.path.abspath(folder), results.get("seed"), case_dice, results.get("recipe_twins", {}))
 
 
 def paired_case_statistics(case_differences: Sequence[float]) -> dict:
@@ -80,43 +82,60 @@ def compare(runs: Sequence[Run], reference: str = "supervised") -> dict:
         entry = {"seeds": [r.seed for r in having], "mean_dice": means,
                  "mean_over_runs": statistics.fmean(means),
                  "sd_over_runs": statistics.stdev(means) if len(means) > 1 else None}
-        paired = [r for r in having if reference in r.case_dice and method != reference]
-        if paired:
-            case_differences = []
-            for r in paired:
-                cases = r.case_dice[reference].keys()
-                if set(cases) != set(r.case_dice[method]):
-                    raise ValueError(f"{r.folder}: {method} and {reference} were evaluated on different cases")
-                case_differences += [r.case_dice[method][c] - r.case_dice[reference][c] for c in cases]
-            run_differences = [r.mean_dice(method) - r.mean_dice(reference) for r in paired]
-            entry.update({
-                "difference_seeds": [r.seed for r in paired],
-                "difference_per_run": run_differences,
-                "mean_difference": statistics.fmean(run_differences),
-                **paired_case_statistics(case_differences),
-            })
+        if method != reference:
+            entry.update(_paired(having, method, lambda run: reference))
+        twin = _paired(having, method, lambda run: run.recipe_twins.get(method))
+        if twin:
+            entry["against_recipe_only"] = dict(twin, twin=sorted({r.recipe_twins[method] for r in having
+                                                                   if method in r.recipe_twins}))
         out["methods"][method] = entry
     return out
+
+
+def _paired(runs: Sequence[Run], method: str, reference_of) -> dict:
+    """method against reference_of(run) in every run that has both: per-run and pooled per-case differences ({}:
+    no such run)."""
+    paired = [(r, reference_of(r)) for r in runs if reference_of(r) in r.case_dice]
+    if not paired:
+        return {}
+    case_differences = []
+    for r, reference in paired:
+        cases = r.case_dice[reference].keys()
+        if set(cases) != set(r.case_dice[method]):
+            raise ValueError(f"{r.folder}: {method} and {reference} were evaluated on different cases")
+        case_differences += [r.case_dice[method][c] - r.case_dice[reference][c] for c in cases]
+    run_differences = [r.mean_dice(method) - r.mean_dice(reference) for r, reference in paired]
+    return {"difference_seeds": [r.seed for r, _ in paired], "difference_per_run": run_differences,
+            "mean_difference": statistics.fmean(run_differences), **paired_case_statistics(case_differences)}
+
+
+def _difference_cells(e: dict) -> List[str]:
+    """per-run differences, their mean, cases better, Wilcoxon p: four table cells ("-" without a pairing)."""
+    if "difference_per_run" not in e:
+        return ["-"] * 4
+    p = "-" if e["wilcoxon_p"] is None else f"{e['wilcoxon_p']:.3g}"
+    return [", ".join(f"{100 * d:+.1f} ({s})" for d, s in zip(e["difference_per_run"], e["difference_seeds"])),
+            f"{100 * e['mean_difference']:+.1f} points", f"{e['cases_better']} / {e['cases_compared']}", p]
 
 
 def markdown(comparison: dict) -> str:
     reference = comparison["reference"]
     seeds = ", ".join(str(r["seed"]) for r in comparison["runs"])
-    lines = [f"Runs (seeds {seeds}): " + "; ".join(r["folder"] for r in comparison["runs"]), "",
-             f"| method | mean Dice per run (seed) | mean +- sd over runs | minus {reference}, per run | mean "
-             f"difference | cases better than {reference} | Wilcoxon p (pooled cases) |",
-             "|---|---|---|---|---|---|---|"]
+    with_twins = any("against_recipe_only" in e for e in comparison["methods"].values())
+    header = (f"| method | mean Dice per run (seed) | mean +- sd over runs | minus {reference}, per run | mean "
+              f"difference | cases better than {reference} | Wilcoxon p (pooled cases) |")
+    if with_twins:
+        header += (" minus its recipe without unlabelled images (own `_recipe_only` twin), per run | mean difference | "
+                   "cases better than the twin | Wilcoxon p |")
+    lines = [f"Runs (seeds {seeds}): " + "; ".join(r["folder"] for r in comparison["runs"]), "", header,
+             "|" + "---|" * (7 + 4 * with_twins)]
     for method, e in comparison["methods"].items():
         per_run = ", ".join(f"{d:.4f} ({s})" for d, s in zip(e["mean_dice"], e["seeds"]))
         spread = f"{e['mean_over_runs']:.4f}" + (f" +- {e['sd_over_runs']:.4f}" if e["sd_over_runs"] is not None else "")
-        if "difference_per_run" in e:
-            diffs = ", ".join(f"{100 * d:+.1f} ({s})" for d, s in zip(e["difference_per_run"], e["difference_seeds"]))
-            mean_diff = f"{100 * e['mean_difference']:+.1f} points"
-            better = f"{e['cases_better']} / {e['cases_compared']}"
-            p = "-" if e["wilcoxon_p"] is None else f"{e['wilcoxon_p']:.3g}"
-        else:
-            diffs = mean_diff = better = p = "-"
-        lines.append(f"| {method} | {per_run} | {spread} | {diffs} | {mean_diff} | {better} | {p} |")
+        cells = [method, per_run, spread] + _difference_cells(e)
+        if with_twins:
+            cells += _difference_cells(e.get("against_recipe_only", {}))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

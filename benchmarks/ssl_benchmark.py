@@ -25,8 +25,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCHMARK_TRAINERS = os.path.join(REPO, "benchmarks", "ext_trainers")
 sys.path.insert(0, BENCHMARK_TRAINERS)
 
-from benchmark_trainers import (METHODS, ORACLE_LABELS_VARIABLE, PAPER_METHODS, PROFILES, SEED_VARIABLE,  # noqa: E402
-                                TEACHER_PROFILES, trainer_name)
+from benchmark_trainers import (METHODS, ORACLE_LABELS_VARIABLE, PAPER_METHODS, PROFILES,  # noqa: E402
+                                RECIPE_TWINS, SEED_VARIABLE, TEACHER_PROFILES, trainer_name)
 
 from nnunetv2.utilities.file_path_utilities import convert_trainer_plans_config_to_identifier  # noqa: E402
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager  # noqa: E402
@@ -280,6 +280,14 @@ class BenchmarkRun:
         atomic_write_json(result, os.path.join(self.work, f"metrics_{method}.json"), indent=1)
         return result
 
+    def with_controls(self, methods: Sequence[str]) -> List[str]:
+        """The methods in the order they train, each semi-supervised one followed by its recipe-without-unlabelled
+        twin, and in a warm-start profile supervised_continued first: every gain is then reported against both."""
+        ordered = ["supervised_continued"] if self.setup.profile in TEACHER_PROFILES else []
+        for method in methods:
+            ordered += [method] + ([RECIPE_TWINS[method]] if method in RECIPE_TWINS else [])
+        return list(dict.fromkeys(ordered))
+
     def run(self, methods: Sequence[str]) -> str:
         self.prepare()
         results, rows = {}, []
@@ -326,6 +334,7 @@ class BenchmarkRun:
             f.write(report)
         with open(os.path.join(self.work, "results.json"), "w") as f:
             json.dump({"setup": s.__dict__, "seed": self.seed, "hardware": _hardware(),
+                       "recipe_twins": {m: RECIPE_TWINS[m] for m in results if m in RECIPE_TWINS},
                        "mean": {m: r["mean"] for m, r in results.items()},
                        "mean_per_class": {m: r["mean_per_class"] for m, r in results.items()},
                        "timings": {m: {"train_seconds": st.get("train_seconds"), **ph} for m, _, st, ph in rows}},
@@ -357,6 +366,9 @@ def main(make_setup: Callable[[str, str], BenchmarkSetup], labelled_keys: Sequen
     parser.add_argument("--teacher-from", default=None, metavar="WORK",
                         help="warm-start profiles: copy the dataset, plans and teacher of another run's work folder "
                              "(its --work) into a new one, so that another seed continues the same teacher")
+    parser.add_argument("--no-controls", action="store_true",
+                        help="train only the methods named: no supervised_continued (warm-start profiles) and no "
+                             "<method>_recipe_only twin after each semi-supervised method")
     parser.add_argument("--np", type=int, default=2, help="processes for preprocessing and evaluation")
     parser.add_argument("--da", type=int, default=2, help="nnUNet_n_proc_DA while training")
     args = parser.parse_args(argv)
@@ -367,4 +379,4 @@ def main(make_setup: Callable[[str, str], BenchmarkSetup], labelled_keys: Sequen
         run = BenchmarkRun(setup, os.path.join(root, key), args.seed, args.np, args.da)
         if args.teacher_from:
             run.adopt_teacher(os.path.join(args.teacher_from, key))
-        run.run(args.methods)
+        run.run(args.methods if args.no_controls else run.with_controls(args.methods))

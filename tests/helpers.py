@@ -12,3 +12,22 @@ def folder_checksums(folder: str) -> dict:
             with open(path, "rb") as f:
                 result[os.path.relpath(path, folder)] = hashlib.sha256(f.read()).hexdigest()
     return result
+
+
+def add_ignore_label(raw_folder: str, ignore: int, band_width: int = 10) -> None:
+    """Give an nnU-Net raw dataset the ignore label: dataset.json declares it, and a band of every labelled case's
+    last axis becomes unannotated."""
+    import SimpleITK as sitk
+    from batchgenerators.utilities.file_and_folder_operations import load_json, save_json
+
+    dataset_json = load_json(os.path.join(raw_folder, "dataset.json"))
+    dataset_json["labels"] = dict(dataset_json["labels"], ignore=ignore)
+    save_json(dataset_json, os.path.join(raw_folder, "dataset.json"))
+    labels = os.path.join(raw_folder, "labelsTr")
+    for name in os.listdir(labels):
+        image = sitk.ReadImage(os.path.join(labels, name))
+        label = sitk.GetArrayFromImage(image)
+        label[..., :band_width] = ignore
+        annotated = sitk.GetImageFromArray(label)
+        annotated.CopyInformation(image)
+        sitk.WriteImage(annotated, os.path.join(labels, name))

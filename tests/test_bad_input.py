@@ -292,24 +292,14 @@ IGNORE = 4  # the tiny dataset's labels are 0..3; nnU-Net requires the ignore la
 def test_ignore_label_dataset_trains_every_phase_and_ignored_voxels_stay_out(tmp_path):
     """A dataset whose labels carry nnU-Net's ignore label (a band of each labelled case unannotated) trains through
     pre-training, ranking, both pseudo-label rounds and both stages; pseudo-labels never hold the ignore label."""
-    import SimpleITK as sitk
-
     from conftest import _base_env
+    from helpers import add_ignore_label
     from nnunetv2_dualunc.data.synthetic import dataset_name, write_synthetic_dataset
 
     env = _base_env(str(tmp_path))
     raw = write_synthetic_dataset(env["nnUNet_raw"], 994, n_labelled=4, n_unlabelled=4, n_test=0,
                                   shape=(2, 32, 32), seed=0)
-    dataset_json = load_json(join(raw, "dataset.json"))
-    dataset_json["labels"] = dict(dataset_json["labels"], ignore=IGNORE)
-    save_json(dataset_json, join(raw, "dataset.json"))
-    for name in os.listdir(join(raw, "labelsTr")):
-        image = sitk.ReadImage(join(raw, "labelsTr", name))
-        label = sitk.GetArrayFromImage(image)
-        label[:, :, :10] = IGNORE  # unannotated band
-        annotated = sitk.GetImageFromArray(label)
-        annotated.CopyInformation(image)
-        sitk.WriteImage(annotated, join(raw, "labelsTr", name))
+    add_ignore_label(raw, IGNORE)  # a band of each labelled case unannotated
     ws = NnUNetWorkspace(str(tmp_path), env, dataset_name(994))
     ws.run(["nnUNetv2_plan_and_preprocess", "-d", "994", "-c", "2d", "-np", "1"], "plan.log",
            env=dict(env, nnUNet_n_proc_DA="1"))
@@ -384,17 +374,35 @@ def test_impossible_setting_is_refused_before_pre_training(planned_workspace, tm
         _in_process_trainer(ws, trainer_class=trainer_class)
 
 
-def test_copy_paste_on_an_ignore_label_dataset_is_refused_when_the_trainer_is_built(planned_workspace, tmp_path,
-                                                                                    monkeypatch):
-    """Pasted labelled regions would carry the ignore label into a loss that has none."""
+@pytest.mark.parametrize("trainer_name", ["nnUNetTrainerDualUncCopyPasteUnmixedFinish_test",
+                                          "nnUNetTrainerCopyPaste_test"])
+def test_copy_paste_losses_leave_the_ignore_labels_voxels_out(planned_workspace, tmp_path, monkeypatch, trainer_name):
+    """A box pasted from a labelled case carries its ignored voxels into the mixed batch: the mixed batch's loss
+    (Eq. 4 with copy-paste; nnU-Net's Dice + CE in the supervised copy-paste trainer) must not see what the network
+    predicts there. Whatever the logits inside the ignored voxels, the loss is the same."""
     ws = planned_workspace
     _use_environment(monkeypatch, replace(ws, env=dict(ws.env, nnUNet_results=str(tmp_path))))
     dataset_json = load_json(join(_preprocessed(ws), "dataset.json"))
     dataset_json["labels"] = dict(dataset_json["labels"], ignore=IGNORE)
-    trainer_class = type("nnUNetTrainerDualUnc_copyPaste", (_tiny_trainer_class(),), {"copy_paste_fraction": 2 / 3})
-    with pytest.raises(RuntimeError, match="has one \\('ignore' = 4\\).*without copy-paste"):
-        _in_process_trainer(ws, dataset_json, trainer_class)
-    _in_process_trainer(ws, dataset_json)  # the same dataset without copy-paste is accepted
+    trainer = _in_process_trainer(ws, dataset_json, _tiny_trainer_class(trainer_name))
+    trainer.initialize()
+    generator = torch.Generator().manual_seed(0)
+    shapes = [(2, 1, 16, 16), (2, 1, 8, 8)]
+    targets = [torch.randint(0, 4, s, generator=generator).float() for s in shapes]
+    for target in targets:
+        target[..., : target.shape[-1] // 2] = IGNORE  # half of every sample unannotated
+    heads = 2 if "DualUnc" in trainer_name else 1
+
+    def loss_with(inside_ignored: float) -> float:
+        logits = [[torch.randn(s[0], 4, *s[2:], generator=torch.Generator().manual_seed(h)) for s in shapes]
+                  for h in range(heads)]
+        for head in logits:
+            for scale, target in zip(head, targets):
+                scale[..., : target.shape[-1] // 2] = inside_ignored
+        return float(trainer.unsupervised_loss(*logits, targets))  # the first two deep-supervision scales
+
+    assert np.isfinite(loss_with(0.0))
+    assert loss_with(0.0) == pytest.approx(loss_with(50.0), rel=1e-5)
 
 
 # ------------------------------------------------------------------------------------------------------------------

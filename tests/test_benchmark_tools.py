@@ -582,3 +582,73 @@ def test_postprocessing_lets_nnunet_remove_a_far_false_positive_and_writes_compa
         postprocess_runs([str(other)], ["dualunc_warm"], str(tmp_path / "out"))
     run = read_run(str(tmp_path / "out" / "seed3"))
     assert run.seed == 3 and run.mean_dice("dualunc_warm") == pytest.approx(1.0)
+
+
+def test_every_semi_supervised_method_has_a_recipe_twin_that_differs_only_in_its_second_batch():
+    """The twin is the method's own class with second_batch_from_labelled set, at the same budget; an oracle's twin
+    is that of the method whose pseudo-labels it replaces."""
+    twins = benchmark_trainers.RECIPE_TWINS
+    assert twins["dualunc_warm_copy_paste_pseudo_dice"] == "dualunc_warm_copy_paste_pseudo_dice_recipe_only"
+    assert twins["dualunc_warm_copy_paste_pseudo_dice_oracle"] == "dualunc_warm_copy_paste_pseudo_dice_recipe_only"
+    assert twins["dualunc_warm_oracle"] == "dualunc_warm_recipe_only"
+    assert "dualunc_warm_no_unlabelled" not in twins and "supervised_continued" not in twins
+    for method, twin in twins.items():
+        trained = getattr(benchmark_trainers, benchmark_trainers.trainer_name(method, "acdcCPUwarm"))
+        control = getattr(benchmark_trainers, benchmark_trainers.trainer_name(twin, "acdcCPUwarm"))
+        assert control.second_batch_from_labelled and not trained.second_batch_from_labelled, method
+        for attribute in ("pretrain_epochs", "stage1_epochs", "stage2_epochs", "iterations_per_epoch",
+                          "copy_paste_fraction", "num_snapshots", "warm_start_trainer"):
+            assert getattr(control, attribute) == getattr(trained, attribute), (method, attribute)
+        if not method.endswith("oracle"):
+            assert getattr(control, "pseudo_label_dice", None) == getattr(trained, "pseudo_label_dice", None)
+
+
+def test_runner_trains_the_control_and_each_methods_twin_beside_it(tmp_path):
+    import acdc
+    from ssl_benchmark import BenchmarkRun
+
+    warm = BenchmarkRun(acdc.make_setup("labeled_7", "cpu_warm"), str(tmp_path / "w"), 0, 1, 1)
+    assert warm.with_controls(["dualunc_warm_copy_paste_pseudo_dice", "copy_paste_continued",
+                               "dualunc_warm_copy_paste_pseudo_dice_oracle"]) == [
+        "supervised_continued", "dualunc_warm_copy_paste_pseudo_dice", "dualunc_warm_copy_paste_pseudo_dice_recipe_only",
+        "copy_paste_continued", "dualunc_warm_copy_paste_pseudo_dice_oracle"]
+    scratch = BenchmarkRun(acdc.make_setup("labeled_7", "cpu"), str(tmp_path / "s"), 0, 1, 1)
+    assert scratch.with_controls(["supervised", "dualunc"]) == ["supervised", "dualunc", "dualunc_recipe_only"]
+
+
+def test_compare_runs_reports_each_method_against_its_own_recipe_twin(tmp_path):
+    import compare_runs
+
+    folders = []
+    for seed, (control, recipe, method) in enumerate([(0.5, 0.6, 0.7), (0.5, 0.7, 0.65)]):
+        folder = _write_metrics(tmp_path / f"s{seed}", seed, {
+            "supervised_continued": {"a": (control, control)}, "dual_recipe_only": {"a": (recipe, recipe)},
+            "dual": {"a": (method, method)}})
+        with open(os.path.join(folder, "results.json"), "w") as f:
+            json.dump({"seed": seed, "recipe_twins": {"dual": "dual_recipe_only"}}, f)
+        folders.append(folder)
+    result = compare_runs.compare([compare_runs.read_run(f) for f in folders], "supervised_continued")
+    dual = result["methods"]["dual"]
+    assert dual["difference_per_run"] == pytest.approx([0.2, 0.15])
+    assert dual["against_recipe_only"]["difference_per_run"] == pytest.approx([0.1, -0.05])
+    assert dual["against_recipe_only"]["twin"] == ["dual_recipe_only"]
+    assert "against_recipe_only" not in result["methods"]["dual_recipe_only"]
+    row = next(line for line in compare_runs.markdown(result).splitlines() if line.startswith("| dual |"))
+    assert row.endswith("| +10.0 (0), -5.0 (1) | +2.5 points | 1 / 2 | 1 |")
+
+
+def test_gain_sources_splits_the_gain_into_the_recipes_and_the_unlabelled_images(tmp_path):
+    import gain_sources
+
+    folder = _write_metrics(tmp_path / "s0", 0, {
+        "supervised_continued": {"a": (0.70, 0.70)}, "copy_paste_continued": {"a": (0.74, 0.74)},
+        "rec_recipe_only": {"a": (0.78, 0.78)}, "rec": {"a": (0.80, 0.80)}, "rec_oracle": {"a": (0.86, 0.86)}})
+    with open(os.path.join(folder, "results.json"), "w") as f:
+        json.dump({"seed": 0, "recipe_twins": {"rec": "rec_recipe_only", "rec_oracle": "rec_recipe_only"}}, f)
+    import compare_runs
+    row = gain_sources.gain_row("ACDC 7", compare_runs.read_run(folder), "rec", "rec_oracle")
+    assert row["total_gain"] == pytest.approx(10.0) and row["recipe_gain"] == pytest.approx(8.0)
+    assert row["unlabelled_gain"] == pytest.approx(2.0) and row["gap_closed"] == pytest.approx(0.25)
+    assert "| ACDC 7 | 0 | 70.0 | 74.0 | 78.0 | 80.0 | 86.0 | +10.0 | +8.0 | +2.0 | 25 % |" in gain_sources.markdown([row])
+    missing = gain_sources.gain_row("ACDC 7", compare_runs.read_run(folder), "other", "rec_oracle")
+    assert missing["recipe_only"] is None and "| - |" in gain_sources.markdown([missing])

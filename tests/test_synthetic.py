@@ -246,7 +246,10 @@ def test_demo_methods_take_the_same_number_of_gradient_steps():
         nnUNetTrainerDualUncWarmStartCopyPastePseudoDice)
     assert recommended is demo_trainers.nnUNetTrainerDualUncWarmStartCopyPastePseudoDice_demo
     assert issubclass(recommended, nnUNetTrainerDualUncWarmStartCopyPastePseudoDice)
-    assert demo.DEMO_METHODS == (demo.DEMO_START_MODEL, demo.DEMO_CONTROL, demo.DEMO_RECOMMENDED)
+    assert demo.DEMO_METHODS == (demo.DEMO_START_MODEL, demo.DEMO_CONTROL, demo.DEMO_COPY_PASTE,
+                                 demo.DEMO_RECOMMENDED)
+    copy_paste = getattr(demo_trainers, demo.DEMO_COPY_PASTE)  # supervised copy-paste for the same steps
+    assert copy_paste.lr_phases == control.lr_phases and copy_paste.warm_start_trainer == control.warm_start_trainer
     for warm in (recommended, demo_trainers.nnUNetTrainerDualUncWarmStart_demo,
                  demo_trainers.nnUNetTrainerDualUncWarmStartPseudoDice_demo,
                  demo_trainers.nnUNetTrainerDualUncWarmStartCopyPaste_demo,

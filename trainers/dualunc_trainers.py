@@ -7,7 +7,9 @@ from nnunetv2_dualunc.training.budget_variants import (nnUNetTrainerDualUnc_20ep
                                                        nnUNetTrainerSelfTraining_20epochs,
                                                        nnUNetTrainerSelfTrainingSS_20epochs)
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
+from nnunetv2_dualunc.training.copy_paste import nnUNetTrainerCopyPaste, nnUNetTrainerCopyPasteWarmStart
 from nnunetv2_dualunc.training.demo_trainers import (nnUNetTrainer_demo, nnUNetTrainerContinued_demo,
+                                                     nnUNetTrainerCopyPasteWarmStart_demo,
                                                      nnUNetTrainerDualUnc_demo, nnUNetTrainerDualUncWarmStart_demo,
                                                      nnUNetTrainerDualUncWarmStartCopyPaste_demo,
                                                      nnUNetTrainerDualUncWarmStartCopyPastePseudoDice_demo,
@@ -30,13 +32,14 @@ from nnunetv2_dualunc.training.self_training import nnUNetTrainerSelfTraining
 
 __all__ = ["nnUNetTrainerSelfTraining", "nnUNetTrainerSelfTrainingSS", "nnUNetTrainerDualUnc",
            "nnUNetTrainerDualUncLightAux", "nnUNetTrainerDualUncWarmStart", "nnUNetTrainerContinued",
+           "nnUNetTrainerCopyPaste", "nnUNetTrainerCopyPasteWarmStart",
            "nnUNetTrainerDualUncPseudoDice", "nnUNetTrainerDualUncWarmStartPseudoDice", "nnUNetTrainerDualUncFgRank",
            "nnUNetTrainerDualUncWarmStartFgRank", "nnUNetTrainerDualUncCopyPaste",
            "nnUNetTrainerDualUncWarmStartCopyPaste", "nnUNetTrainerDualUncCopyPastePseudoDice",
            "nnUNetTrainerDualUncWarmStartCopyPastePseudoDice", "nnUNetTrainerDualUncCopyPastePseudoDiceIfUndersegmented",
            "nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceIfUndersegmented", "nnUNetTrainerSelfTraining_20epochs",
            "nnUNetTrainerSelfTrainingSS_20epochs", "nnUNetTrainerDualUnc_20epochs", "nnUNetTrainer_demo",
-           "nnUNetTrainerDualUnc_demo", "nnUNetTrainerContinued_demo", "nnUNetTrainerDualUncWarmStart_demo",
+           "nnUNetTrainerDualUnc_demo", "nnUNetTrainerContinued_demo", "nnUNetTrainerCopyPasteWarmStart_demo", "nnUNetTrainerDualUncWarmStart_demo",
            "nnUNetTrainerDualUncWarmStartPseudoDice_demo", "nnUNetTrainerDualUncWarmStartFgRank_demo",
            "nnUNetTrainerDualUncWarmStartCopyPaste_demo", "nnUNetTrainerDualUncWarmStartCopyPastePseudoDice_demo",
            "nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceIfUndersegmented_demo"]

@@ -9,6 +9,12 @@ that teacher first (the teacher profile's "supervised"), then each method contin
 the profile's steps; "supervised_continued" is the control with the same learning-rate schedule and no unlabelled
 data. Diagnosis-only trainers (oracle labels) live here and never in the product.
 
+Every semi-supervised method has a twin, `<method>_recipe_only` (RECIPE_TWINS): the same trainer with its second
+batch drawn from the labelled training cases with their true labels (the base's `second_batch_from_labelled`), so the
+same network, losses, copy-paste, batch sizes, phases and steps without one unlabelled image. A method's gain over its
+twin is what the unlabelled images add; the twin's gain over supervised_continued is the recipe's. An oracle's twin is
+the twin of the method whose pseudo-labels it replaces.
+
 Seeds: $DUALUNC_BENCHMARK_SEED (default 0) seeds python, numpy and torch when the trainer is created. nnU-Net's
 augmentation workers draw their own randomness, so a CPU run is repeatable only up to that.
 """
@@ -23,6 +29,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunetv2_dualunc.training.budget_variants import budget_variant
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
+from nnunetv2_dualunc.training.copy_paste import nnUNetTrainerCopyPaste, nnUNetTrainerCopyPasteWarmStart
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
 from nnunetv2_dualunc.training.dualunc_copy_paste import nnUNetTrainerDualUncWarmStartCopyPaste
 from nnunetv2_dualunc.training.dualunc_copy_paste_pseudo_dice import (
@@ -31,6 +38,7 @@ from nnunetv2_dualunc.training.dualunc_fg_rank import nnUNetTrainerDualUncFgRank
 from nnunetv2_dualunc.training.dualunc_light_aux import nnUNetTrainerDualUncLightAux
 from nnunetv2_dualunc.training.dualunc_pseudo_dice import nnUNetTrainerDualUncWarmStartPseudoDice
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
+from nnunetv2_dualunc.training.online_teacher import OnlineTeacherMixin
 from nnunetv2_dualunc.data.unlabelled_raw import find_unlabelled_cases
 from nnunetv2_dualunc.training.sample_sorting import nnUNetTrainerSelfTrainingSS
 from nnunetv2_dualunc.training.self_training import nnUNetTrainerSelfTraining
@@ -124,11 +132,15 @@ def _variant(method: str, profile: str) -> type:
         return budget_variant(_seeded(base), name, epochs, iterations, val_iterations,
                               module=__name__, lr_phases=(pretrain, stage1, stage2),
                               warm_start_trainer=_teacher_trainer(profile))
-    if base is nnUNetTrainerSelfTraining:  # plain self-training has no ranking, hence no stage 1
+    if not issubclass(base, nnUNetTrainerSelfTraining):  # supervised copy-paste: nnU-Net's one budget
+        return budget_variant(_seeded(base), name, epochs, iterations, val_iterations, module=__name__,
+                              save_every=1)
+    if METHODS[TWIN_SOURCES.get(method, method)] is nnUNetTrainerSelfTraining:  # no ranking, hence no stage 1
         stage1, stage2 = 0, stage1 + stage2
     num_snapshots = _num_snapshots(base, pretrain)  # a changed split keeps the profile's K
-    if method in SPLIT_CHANGES:
-        pretrain, stage1, stage2 = SPLIT_CHANGES[method](pretrain, stage1, stage2)
+    split_change = SPLIT_CHANGES.get(TWIN_SOURCES.get(method, method))
+    if split_change:
+        pretrain, stage1, stage2 = split_change(pretrain, stage1, stage2)
     assert pretrain + stage1 + stage2 == epochs
     return budget_variant(_seeded(base), name, (pretrain, stage1, stage2), iterations, val_iterations,
                           module=__name__, num_snapshots=num_snapshots,
@@ -209,6 +221,19 @@ class nnUNetTrainerDualUncWarmStartOracle(OracleLabelsMixin, nnUNetTrainerDualUn
 class nnUNetTrainerDualUncWarmStartHalfOracle(nnUNetTrainerDualUncWarmStartOracle):
     """Half of the unlabelled cases with their hidden true label, the other half pseudo-labelled (diagnosis only)."""
     oracle_fraction = 0.5
+
+
+class nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceOracle(OracleLabelsMixin,
+                                                             nnUNetTrainerDualUncWarmStartCopyPastePseudoDice):
+    """The recommended trainer with the hidden true labels in place of pseudo-labels (diagnosis only): the ceiling of
+    what the unlabelled images can add under its recipe (copy-paste, the pseudo-label Dice)."""
+
+
+class nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceOnlineTeacher(OnlineTeacherMixin,
+                                                                    nnUNetTrainerDualUncWarmStartCopyPastePseudoDice):
+    """The recommended trainer with its pseudo-labels refreshed every step by an EMA teacher
+    (training/online_teacher.py): a candidate for closing the gap between the recipe without unlabelled images and
+    the oracle (docs/BENCHMARKS.md section 8, "2026-12-07"). Not recommended until measured under a rule."""
 
 
 class nnUNetTrainerDualUncWarmStartDetached(nnUNetTrainerDualUncWarmStart):
@@ -298,14 +323,53 @@ METHODS = {"supervised": None, "self_training": nnUNetTrainerSelfTraining,
            "dualunc_warm_copy_paste": nnUNetTrainerDualUncWarmStartCopyPaste,
            "dualunc_warm_copy_paste_unmixed_finish": nnUNetTrainerDualUncWarmStartCopyPasteUnmixedFinish,
            "dualunc_warm_copy_paste_pseudo_dice": nnUNetTrainerDualUncWarmStartCopyPastePseudoDice,
+           "dualunc_warm_copy_paste_pseudo_dice_oracle": nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceOracle,
+           "dualunc_warm_copy_paste_pseudo_dice_online_teacher":
+               nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceOnlineTeacher,
            "dualunc_warm_copy_paste_pseudo_dice_if_undersegmented":
                nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceIfUndersegmented,
            # the schedule ablation: a control and a warm start with one learning-rate decay over all phases
            "supervised_continued_one_lr_decay": nnUNetTrainerContinuedOneLRDecay,
-           "dualunc_warm_one_lr_decay": nnUNetTrainerDualUncWarmStartOneLRDecay}
+           "dualunc_warm_one_lr_decay": nnUNetTrainerDualUncWarmStartOneLRDecay,
+           # supervised copy-paste (the product's nnUNetTrainerCopyPaste): from scratch, and from the teacher
+           "copy_paste": nnUNetTrainerCopyPaste, "copy_paste_continued": nnUNetTrainerCopyPasteWarmStart}
+#: methods whose twin would not be their recipe (the ablation that drops the unlabelled batch has no second batch)
+_WITHOUT_TWIN = {"dualunc_warm_no_unlabelled"}
+#: mixins that change only the targets of the second batch: with labelled second batches they do nothing
+_TARGETS_ONLY = (OracleLabelsMixin, OnlineTeacherMixin)
+RECIPE_ONLY_SUFFIX = "_recipe_only"
+
+
+def _recipe_twins() -> Dict[str, str]:
+    """method -> its recipe-without-unlabelled twin; the twin of a method that changes only the second batch's
+    targets (an oracle, an online teacher) is that of the method whose targets it replaces."""
+    method_of_class = {cls: method for method, cls in reversed(list(METHODS.items()))}  # first method per class
+    twins = {}
+    for method, cls in METHODS.items():
+        if cls is None or not issubclass(cls, nnUNetTrainerSelfTraining) or method in _WITHOUT_TWIN:
+            continue
+        recipe_method = method
+        if issubclass(cls, _TARGETS_ONLY):
+            recipe = next(c for c in cls.__mro__ if issubclass(c, nnUNetTrainerSelfTraining)
+                          and not issubclass(c, _TARGETS_ONLY))
+            recipe_method = method_of_class[recipe]
+        twins[method] = recipe_method + RECIPE_ONLY_SUFFIX
+    return twins
+
+
+RECIPE_TWINS = _recipe_twins()
+#: twin method -> the method whose recipe it runs
+TWIN_SOURCES = {twin: method for method, twin in RECIPE_TWINS.items() if not issubclass(METHODS[method], _TARGETS_ONLY)}
+for _twin, _method in TWIN_SOURCES.items():  # one twin class per recipe class (two methods may share a class)
+    _name = f"{METHODS[_method].__name__}RecipeOnly"
+    if _name not in globals():
+        globals()[_name] = type(_name, (METHODS[_method],), {"second_batch_from_labelled": True, "__module__": __name__})
+    METHODS[_twin] = globals()[_name]
 #: the base name of each method's budget variants: its class's name, or where one class runs two methods, its own
 TRAINER_BASE_NAMES = {method: "nnUNetTrainer" if cls is None else cls.__name__ for method, cls in METHODS.items()}
 TRAINER_BASE_NAMES["dualunc_warm_long_adaptation"] = "nnUNetTrainerDualUncWarmStartLongAdaptation"
+TRAINER_BASE_NAMES["dualunc_warm_long_adaptation" + RECIPE_ONLY_SUFFIX] = \
+    "nnUNetTrainerDualUncWarmStartLongAdaptationRecipeOnly"
 #: the comparison of the paper's Table 3, run by default; the others on request (--methods)
 PAPER_METHODS = ("supervised", "self_training", "sample_sorting", "dualunc")
 

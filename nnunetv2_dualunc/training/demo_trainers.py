@@ -9,6 +9,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunetv2_dualunc.training.budget_variants import budget_variant
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
+from nnunetv2_dualunc.training.copy_paste import nnUNetTrainerCopyPasteWarmStart
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
 from nnunetv2_dualunc.training.dualunc_copy_paste import nnUNetTrainerDualUncWarmStartCopyPaste
 from nnunetv2_dualunc.training.dualunc_copy_paste_pseudo_dice import (
@@ -53,10 +54,19 @@ nnUNetTrainerDualUncWarmStartCopyPastePseudoDice_demo = _warm_start_demo(
 #: the same, the Dice term kept only where the first pseudo-labels under-segment a class (method/class_volume.py)
 nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceIfUndersegmented_demo = _warm_start_demo(
     nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceIfUndersegmented)
+
+
+def _continued_demo(trainer_class: type) -> type:
+    """A supervised continuation of nnUNetTrainer_demo for the warm starts' epochs and learning-rate phases."""
+    return budget_variant(trainer_class, f"{trainer_class.__name__}_demo", sum(WARM_PHASES), DEMO_ITERATIONS_PER_EPOCH,
+                          DEMO_VAL_ITERATIONS, lr_phases=WARM_PHASES, warm_start_trainer=nnUNetTrainer_demo.__name__)
+
+
 #: the control: the same model, the same extra epochs and learning-rate schedule, labelled cases only
-nnUNetTrainerContinued_demo = budget_variant(
-    nnUNetTrainerContinued, "nnUNetTrainerContinued_demo", sum(WARM_PHASES), DEMO_ITERATIONS_PER_EPOCH,
-    DEMO_VAL_ITERATIONS, lr_phases=WARM_PHASES, warm_start_trainer=nnUNetTrainer_demo.__name__)
+nnUNetTrainerContinued_demo = _continued_demo(nnUNetTrainerContinued)
+#: the same with supervised copy-paste (a second, mixed batch of labelled samples): what a strong supervised recipe
+#: gains without any unlabelled image
+nnUNetTrainerCopyPasteWarmStart_demo = _continued_demo(nnUNetTrainerCopyPasteWarmStart)
 #: DualUnc from scratch with DEMO_EPOCHS x DEMO_ITERATIONS_PER_EPOCH gradient steps, split into pre-training (with 3
 #: ranking snapshots), stage 1 and stage 2 (`--methods nnUNetTrainer_demo nnUNetTrainerDualUnc_demo`)
 nnUNetTrainerDualUnc_demo = budget_variant(nnUNetTrainerDualUnc, "nnUNetTrainerDualUnc_demo", (5, 2, 3),

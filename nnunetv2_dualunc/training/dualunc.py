@@ -69,11 +69,14 @@ class nnUNetTrainerDualUnc(nnUNetTrainerSelfTrainingSS):
         if self.pseudo_label_dice:  # the Dice of nnU-Net's labelled loss, same settings
             dice = MemoryEfficientSoftDiceLoss(apply_nonlin=softmax_helper_dim1, do_bg=False, smooth=1e-5,
                                                batch_dice=self.configuration_manager.batch_dice, ddp=self.is_ddp)
-        return RectifiedPseudoLabelLoss(detach_weight=self.detach_uncertainty_weight, dice=dice)
+        return RectifiedPseudoLabelLoss(ignore_index=self.label_manager.ignore_label,
+                                        detach_weight=self.detach_uncertainty_weight, dice=dice)
 
     def _enter_phase(self, phase: Phase) -> None:
         super()._enter_phase(phase)
-        guarded = self.pseudo_label_dice and self.pseudo_label_dice_if_share_below is not None
+        # the guard reads the first pseudo-labels; a second batch of labelled cases has none and keeps the term
+        guarded = (self.pseudo_label_dice and self.pseudo_label_dice_if_share_below is not None
+                   and not self.second_batch_from_labelled)
         if phase.uses_unlabelled and guarded and not self._keeps_pseudo_label_dice():
             self.unsupervised_loss.loss.dice = None
 

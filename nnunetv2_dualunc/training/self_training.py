@@ -170,6 +170,11 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
     # --------------------------------------------------------------------------------------- Algorithm 1
     def _enter_phase(self, phase: Phase) -> None:
         self.print_to_log_file(f"=== Algorithm 1: entering phase '{phase.value}' at epoch {self.current_epoch} ===")
+        if phase.uses_unlabelled and self.second_batch_from_labelled:  # the recipe's control: no unlabelled image
+            self.use_labelled_second_batch()
+            self.active_phase = phase
+            self.print_to_log_file(f"phase '{phase.value}': second batch from the labelled training cases")
+            return
         if phase is Phase.PRETRAIN:
             cases = []
         elif phase is Phase.STAGE1:

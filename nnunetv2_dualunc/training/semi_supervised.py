@@ -9,6 +9,10 @@ What it adds to nnUNetTrainer:
 - a train step that concatenates a labelled and an unlabelled batch in one forward pass and adds the loss hook
   ``pseudo_label_loss`` on the unlabelled outputs to the supervised loss (Eq. 6), optionally after copy-paste mixing
   of the unlabelled batch with the labelled one (``copy_paste_fraction``, method/copy_paste.py);
+- one switch, ``second_batch_from_labelled``, that turns any such trainer into the control of its own recipe: the
+  second batch comes from the labelled training cases with their true labels (same network, losses, mixing, batch
+  sizes, phases and steps; not one unlabelled image read). A gain over that twin is what the unlabelled images add;
+  a gain of the twin over nnU-Net is the recipe's;
 - start-up checks of the preprocessed labelled files and a checkpoint that a kill never leaves half-written.
 """
 import os
@@ -55,6 +59,9 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
     # side of the box that bidirectional copy-paste mixes between the labelled and the pseudo-labelled batch,
     # relative to the patch (0: off, the paper's Eq. 6; method/copy_paste.py, nnUNetTrainerDualUncWarmStartCopyPaste)
     copy_paste_fraction: float = 0.0
+    # the recipe-without-unlabelled-images control (see the module docstring): every second batch is drawn from the
+    # labelled training cases with their labels, and no unlabelled image is preprocessed, ranked or pseudo-labelled
+    second_batch_from_labelled: bool = False
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -71,11 +78,6 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
         if not 0.0 <= self.copy_paste_fraction < 1.0:
             raise ValueError(f"{self.__class__.__name__}.copy_paste_fraction = {self.copy_paste_fraction}: it must be "
                              f"in [0, 1) (the box's side relative to the patch; 0 switches copy-paste off).")
-        if self.copy_paste_fraction and self.label_manager.has_ignore_label:
-            raise RuntimeError(
-                f"{self.__class__.__name__} pastes labelled regions into the pseudo-labelled batch, whose loss has no "
-                f"ignore label; this dataset's dataset.json has one ('ignore' = {self.label_manager.ignore_label}). "
-                f"Train it with a trainer without copy-paste (e.g. nnUNetTrainerDualUncWarmStart).")
         if self.iterations_per_epoch is not None:
             self.num_iterations_per_epoch = self.iterations_per_epoch
         if self.val_iterations_per_epoch is not None:
@@ -94,8 +96,10 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
         return loss
 
     def pseudo_label_loss(self) -> nn.Module:
-        """The per-scale loss on the unlabelled cases' outputs and their targets. Default: cross entropy (Eq. 3)."""
-        return PseudoLabelCrossEntropyLoss()
+        """The per-scale loss on the unlabelled cases' outputs and their targets. Default: cross entropy (Eq. 3).
+        Voxels of the ignore label count in no loss: pseudo-labels never hold it, but a box that copy-paste takes
+        from a labelled case, or a second batch of labelled cases, can."""
+        return PseudoLabelCrossEntropyLoss(ignore_index=self.label_manager.ignore_label)
 
     def on_train_start(self):
         # Bad or missing labelled/unlabelled data must fail before any training time is spent.
@@ -103,8 +107,24 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
         super().on_train_start()
 
     def save_checkpoint(self, filename: str) -> None:
-        """nnU-Net's checkpoint, written to a temporary file first: a kill mid-write never corrupts the last one."""
-        write_via_temporary(filename, super().save_checkpoint)
+        """nnU-Net's checkpoint, written to a temporary file first: a kill mid-write never corrupts the last one.
+        What extra_checkpoint_state returns goes into the same file, so it is never out of step with the weights."""
+        write_via_temporary(filename, super().save_checkpoint, before_replace=self._add_extra_checkpoint_state)
+
+    def load_checkpoint(self, filename_or_checkpoint) -> None:
+        super().load_checkpoint(filename_or_checkpoint)  # nnU-Net 2.8 reads only a path here, not a dict
+        checkpoint = filename_or_checkpoint
+        if isinstance(checkpoint, str):  # read again, as nnU-Net reads it: a resume does this once
+            checkpoint = torch.load(checkpoint, map_location=self.device, weights_only=False)
+        self.restore_extra_checkpoint_state(checkpoint)
+
+    def extra_checkpoint_state(self) -> dict:
+        """Training state of a subclass beyond nnU-Net's (a teacher network, say), stored in nnU-Net's checkpoint
+        under these keys so that a resumed run gets it back; {}: none."""
+        return {}
+
+    def restore_extra_checkpoint_state(self, checkpoint: dict) -> None:
+        """Takes back what extra_checkpoint_state stored (after nnU-Net's own load_checkpoint)."""
 
     def on_train_epoch_end(self, train_outputs: List[dict]):
         unsupervised = [o.pop("loss_unsupervised") for o in train_outputs if "loss_unsupervised" in o]
@@ -124,6 +144,7 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
         pseudo_target = None
         if self.dataloader_unlabelled is not None:  # see use_unlabelled_cases
             data_u, pseudo_target = self._to_device(next(self.dataloader_unlabelled))
+            pseudo_target = self.second_batch_targets(data_u, pseudo_target)
             if self.mixes_copy_paste():
                 data_u, pseudo_target = copy_paste(data, target, data_u, pseudo_target, self.copy_paste_fraction)
             data = torch.cat((data, data_u))
@@ -143,6 +164,11 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
         result["loss"] = loss.detach().cpu().numpy()
         return result
 
+    def second_batch_targets(self, data: torch.Tensor, targets: List[torch.Tensor]) -> List[torch.Tensor]:
+        """The targets the second batch trains with, per deep-supervision scale, before any mixing. Default: the
+        loader's (stored pseudo-labels, or labels with second_batch_from_labelled)."""
+        return targets
+
     def mixes_copy_paste(self) -> bool:
         """Whether this step mixes the pseudo-labelled batch with the labelled one (copy_paste_fraction > 0 by
         default; a schedule may switch the mixing off for some epochs)."""
@@ -154,18 +180,39 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
 
     def prepare_training_data(self) -> None:
         """Runs before nnU-Net's own start of training: checks the labelled files, preprocesses the unlabelled
-        cases (finished cases are kept). Subclasses add what must exist before the first epoch."""
+        cases (finished cases are kept; none with second_batch_from_labelled). Subclasses add what must exist before
+        the first epoch."""
         self._check_labelled_preprocessed_data()
-        self._prepare_unlabelled_data()
+        if self.second_batch_from_labelled:
+            self.print_to_log_file("second batch from the labelled training cases with their labels "
+                                   "(second_batch_from_labelled: the recipe without unlabelled images)")
+        else:
+            self._prepare_unlabelled_data()
 
     def use_unlabelled_cases(self, folder: str, cases: List[str]) -> None:
         """From now on each train step adds a batch drawn from these preprocessed cases (with their targets) in
         folder; no cases: labelled batches only."""
         self._stop_unlabelled_loader()
         if cases:
-            self.dataloader_unlabelled = self._make_unlabelled_loader(folder, cases)
+            self.dataloader_unlabelled = self._make_second_loader(nnUNetDatasetBlosc2(folder, list(cases)))
+
+    def use_labelled_second_batch(self) -> None:
+        """From now on each train step adds a second batch drawn from the labelled training cases of this fold,
+        with their true labels (second_batch_from_labelled), through the same loader and augmentation."""
+        self._stop_unlabelled_loader()
+        training_keys, _ = self.do_split()
+        self.dataloader_unlabelled = self._make_second_loader(
+            self.dataset_class(self.preprocessed_dataset_folder, training_keys,
+                               folder_with_segs_from_previous_stage=self.folder_with_segs_from_previous_stage))
 
     # ----------------------------------------------------------------------------------------- plumbing
+    def _add_extra_checkpoint_state(self, temporary_file: str) -> None:
+        extra = self.extra_checkpoint_state()
+        if extra:
+            checkpoint = torch.load(temporary_file, map_location="cpu", weights_only=False)
+            checkpoint.update(extra)
+            torch.save(checkpoint, temporary_file)
+
     def _prepare_unlabelled_data(self) -> None:
         workers = max(1, min(default_num_processes, os.cpu_count() or 1))
         self.unlabelled_preprocessed_folder = preprocess_unlabelled(
@@ -210,9 +257,10 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
         else:
             self.optimizer.step()
 
-    def _make_unlabelled_loader(self, folder: str, cases: List[str]):
-        """nnU-Net's loader and training augmentation over the pseudo-labelled cases: image and pseudo-label get
-        the same spatial transforms, and the pseudo-label is downsampled for deep supervision like a label."""
+    def _make_second_loader(self, dataset):
+        """nnU-Net's loader and training augmentation over the second batch's cases (pseudo-labelled or labelled):
+        image and target get the same spatial transforms, and the target is downsampled for deep supervision like a
+        label."""
         rotation, dummy_2d, initial_patch_size, mirror_axes = \
             self.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
         transforms = self.get_training_transforms(
@@ -222,7 +270,7 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
             ignore_label=self.label_manager.ignore_label)
         batch_size = max(1, round(self.batch_size * self.unlabelled_batch_fraction))
         loader = nnUNetDataLoader(
-            nnUNetDatasetBlosc2(folder, list(cases)), batch_size, initial_patch_size,
+            dataset, batch_size, initial_patch_size,
             self.configuration_manager.patch_size, self.label_manager,
             oversample_foreground_percent=self.oversample_foreground_percent, transforms=transforms,
             probabilistic_oversampling=self.probabilistic_oversampling)

@@ -12,9 +12,12 @@ from nnunetv2_dualunc.data.pseudo_labels import completed_cases
 from nnunetv2_dualunc.run_layout import pseudo_label_folder
 from nnunetv2_dualunc.training.budget_variants import budget_variant
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
+from nnunetv2_dualunc.training.copy_paste import nnUNetTrainerCopyPaste, nnUNetTrainerCopyPasteWarmStart
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
 from nnunetv2_dualunc.training.dualunc_copy_paste import nnUNetTrainerDualUncCopyPaste
+from nnunetv2_dualunc.training.dualunc_copy_paste_pseudo_dice import nnUNetTrainerDualUncWarmStartCopyPastePseudoDice
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
+from nnunetv2_dualunc.training.online_teacher import OnlineTeacherMixin
 from nnunetv2_dualunc.training.self_training import nnUNetTrainerSelfTraining
 
 
@@ -81,6 +84,10 @@ class nnUNetTrainerDualUnc_kill(nnUNetTrainerDualUnc_test):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+class nnUNetTrainerDualUncOnlineTeacher_kill(OnlineTeacherMixin, nnUNetTrainerDualUnc_kill):
+    """The kill trainer with an online EMA teacher (epochs 0-1 pre-train, 2 stage 1, 3 stage 2)."""
+
+
 #: stock supervised nnU-Net with a tiny budget: the existing model that warm-start tests continue from
 nnUNetTrainer_test = budget_variant(nnUNetTrainer, "nnUNetTrainer_test", 2, 2, 1)
 nnUNetTrainerDualUncWarmStart_test = budget_variant(nnUNetTrainerDualUncWarmStart, "nnUNetTrainerDualUncWarmStart_test",
@@ -93,3 +100,13 @@ nnUNetTrainerDualUncWarmStartLoadedSnapshot_test = budget_variant(
 #: the supervised control of that warm start: same model, same phases of the learning rate, labelled cases only
 nnUNetTrainerContinued_test = budget_variant(nnUNetTrainerContinued, "nnUNetTrainerContinued_test", 4, 2, 1,
                                              lr_phases=(2, 1, 1), warm_start_trainer="nnUNetTrainer_test")
+
+#: supervised copy-paste from scratch, and continuing nnUNetTrainer_test with the warm start's learning-rate phases
+nnUNetTrainerCopyPaste_test = budget_variant(nnUNetTrainerCopyPaste, "nnUNetTrainerCopyPaste_test", 2, 2, 1)
+nnUNetTrainerCopyPasteWarmStart_test = budget_variant(nnUNetTrainerCopyPasteWarmStart,
+                                                      "nnUNetTrainerCopyPasteWarmStart_test", 4, 2, 1,
+                                                      lr_phases=(2, 1, 1), warm_start_trainer="nnUNetTrainer_test")
+#: the recommended trainer's recipe without unlabelled images: its second batch from the labelled cases
+nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceRecipeOnly_test = budget_variant(
+    nnUNetTrainerDualUncWarmStartCopyPastePseudoDice, "nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceRecipeOnly_test",
+    (2, 1, 1), 2, 1, num_snapshots=2, warm_start_trainer="nnUNetTrainer_test", second_batch_from_labelled=True)

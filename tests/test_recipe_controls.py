@@ -1,0 +1,57 @@
+"""Training without any unlabelled image: the supervised copy-paste trainers and the recipe-without-unlabelled twin
+of a semi-supervised trainer (``second_batch_from_labelled``), on the hardest small dataset a user may bring (one
+labelled case, nnU-Net's ignore label, no imagesUnlabeled/ at all), end to end through nnUNetv2_train."""
+import os
+import re
+import shutil
+from os.path import join
+
+from conftest import NnUNetWorkspace, _base_env
+from helpers import add_ignore_label
+from nnunetv2_dualunc.data.synthetic import dataset_name, write_synthetic_dataset
+from nnunetv2_dualunc.run_layout import pseudo_label_folder, sample_ranking_path
+
+DATASET_ID = 995
+IGNORE = 4  # the synthetic labels are 0..3; nnU-Net wants the ignore label highest
+SECOND_BATCH_LINE = "second batch from the labelled training cases"
+
+
+def _one_labelled_case_with_ignore_label(root: str) -> NnUNetWorkspace:
+    env = _base_env(root)
+    raw = write_synthetic_dataset(env["nnUNet_raw"], DATASET_ID, n_labelled=1, n_unlabelled=0, n_test=0,
+                                  shape=(2, 32, 32), seed=0)
+    shutil.rmtree(join(raw, "imagesUnlabeled"))
+    add_ignore_label(raw, IGNORE)
+    ws = NnUNetWorkspace(root, env, dataset_name(DATASET_ID))
+    ws.run(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "2d", "-np", "1"], "plan.log",
+           env=dict(env, nnUNet_n_proc_DA="1"))
+    ws.env["nnUNet_n_proc_DA"] = "0"
+    return ws
+
+
+def _mixed_batch_losses(log: str) -> list:
+    return [float(v) for v in re.findall(r"unsupervised loss: ([-0-9.naif]+)", log)]
+
+
+def test_labelled_only_trainers_train_one_case_with_an_ignore_label_and_no_unlabelled_folder(tmp_path):
+    ws = _one_labelled_case_with_ignore_label(str(tmp_path))
+    train = ["nnUNetv2_train", str(DATASET_ID), "2d", "all", "-device", "cpu", "-tr"]
+    ws.run(train + ["nnUNetTrainer_test"], "supervised.log")  # the model the warm starts continue
+
+    for trainer, epochs_mixed in [("nnUNetTrainerCopyPaste_test", 2), ("nnUNetTrainerCopyPasteWarmStart_test", 4),
+                                  ("nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceRecipeOnly_test", 2)]:
+        log = ws.run(train + [trainer], f"{trainer}.log").log
+        fold = ws.results_folder(trainer)
+        assert os.path.isfile(join(fold, "checkpoint_final.pth")), trainer
+        assert SECOND_BATCH_LINE in log, trainer
+        losses = _mixed_batch_losses(log)  # one line per epoch that trained with the mixed second batch
+        assert len(losses) == epochs_mixed and all(0 < v < 100 for v in losses), (trainer, losses)
+        # nothing unlabelled was looked for, ranked or pseudo-labelled
+        assert not os.path.exists(sample_ranking_path(fold))
+        assert not os.path.exists(pseudo_label_folder(fold, "stage1"))
+    preprocessed = join(ws.env["nnUNet_preprocessed"], ws.dataset)
+    assert not [name for name in os.listdir(preprocessed) if name.endswith("_unlabelled")]
+    # the twin keeps its recipe's phases: labelled only while adapting, the second batch in stages 1 and 2
+    twin_log = open(join(ws.root, "nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceRecipeOnly_test.log")).read()
+    assert "phase 'stage1': second batch from the labelled training cases" in twin_log
+    assert "phase 'stage2': second batch from the labelled training cases" in twin_log
