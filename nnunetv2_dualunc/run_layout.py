@@ -7,6 +7,8 @@ holds, besides nnU-Net's own checkpoints and logs:
                                                teacher and the student that refreshes the pseudo-labels)
     unlabelled_ranking.tsv                     Eq. 1 score, rank and reliable/unreliable subset per unlabelled case
     unlabelled_ranking_settings.json           the snapshots, normalisation and reliable fraction it was made with
+    unlabelled_ranking.png                     histogram of the Eq. 1 scores with the reliable / unreliable cut
+    progress_semi_supervised.png               supervised / unsupervised loss, mean KL, pseudo-Dice, phases marked
     pseudo_labels/<phase>/                     preprocessed pseudo-labelled cases of a phase, with manifest.json
 
 and the output folder of ``nnunetv2_dualunc predict-uncertainty`` holds, besides the segmentations:
@@ -24,6 +26,8 @@ SAMPLE_RANKING_FILE = "unlabelled_ranking.tsv"
 PSEUDO_LABEL_FOLDER = "pseudo_labels"
 PSEUDO_LABEL_MANIFEST_FILE = "manifest.json"
 
+SEMI_SUPERVISED_PROGRESS_FILE = "progress_semi_supervised.png"
+
 UNCERTAINTY_MAP_SUFFIX = "_uncertainty.nii.gz"
 UNCERTAINTY_RANKING_FILE = "uncertainty_ranking.tsv"
 
@@ -35,6 +39,11 @@ def snapshot_path(fold_folder: str, completed_epochs: int) -> str:
 
 def sample_ranking_path(fold_folder: str) -> str:
     return os.path.join(fold_folder, SAMPLE_RANKING_FILE)
+
+
+def ranking_histogram_path(ranking_path: str) -> str:
+    """The histogram picture that goes with a ranking table: same folder, same stem."""
+    return os.path.splitext(ranking_path)[0] + ".png"
 
 
 def ranking_settings_path(ranking_path: str) -> str:
@@ -50,5 +59,6 @@ def pseudo_label_folder(fold_folder: str, phase: str) -> str:
 def self_training_state(fold_folder: str) -> List[str]:
     """Everything a self-training run derives from its own weights: a fresh run in the same folder removes it."""
     ranking = sample_ranking_path(fold_folder)
-    return [ranking, ranking_settings_path(ranking), os.path.join(fold_folder, SNAPSHOT_FOLDER),
+    return [ranking, ranking_settings_path(ranking), ranking_histogram_path(ranking),
+            os.path.join(fold_folder, SNAPSHOT_FOLDER),
             os.path.join(fold_folder, PSEUDO_LABEL_FOLDER)]

@@ -5,7 +5,7 @@
     method, network, data,         the paper's equations, the network, data handling, metrics: independent of
     evaluation                     each other and of everything above
     atomic_files, run_layout,      leaves: import nothing of the package (tables: atomic_files only)
-    tables, nnunet_commands, nnunet_folders, cpu_configuration
+    tables, nnunet_commands, nnunet_folders, cpu_configuration, plots
 """
 import ast
 import os
@@ -18,15 +18,16 @@ ROOT = os.path.dirname(nnunetv2_dualunc.__file__)
 #: unit (subpackage or top-level module) -> the units it may import
 ALLOWED = {
     "cli": {"*"},
-    "demo": {"data", "evaluation", "inference", "training", "run_layout", "nnunet_commands", "nnunet_folders"},
+    "demo": {"data", "evaluation", "inference", "training", "run_layout", "nnunet_commands", "nnunet_folders",
+             "plots"},
     "training": {"inference", "method", "network", "data", "evaluation", "atomic_files", "run_layout",
-                 "nnunet_folders"},
-    "inference": {"method", "network", "data", "evaluation", "atomic_files", "run_layout", "tables"},
+                 "nnunet_folders", "plots"},
+    "inference": {"method", "network", "data", "evaluation", "atomic_files", "run_layout", "tables", "plots"},
     "method": {"atomic_files", "run_layout", "tables"},
     "network": set(),
     "data": {"atomic_files", "run_layout", "nnunet_folders"},
     "evaluation": {"atomic_files"},
-    "atomic_files": set(), "run_layout": set(), "tables": {"atomic_files"}, "nnunet_commands": set(), "nnunet_folders": set(),
+    "atomic_files": set(), "run_layout": set(), "plots": set(), "tables": {"atomic_files"}, "nnunet_commands": set(), "nnunet_folders": set(),
     "cpu_configuration": {"atomic_files"},
 }
 

@@ -2,6 +2,7 @@
 plan_and_preprocess -> nnUNetv2_train -tr nnUNetTrainerDualUnc_test -> nnUNetv2_predict -> export -> stock predict.
 """
 import json
+import math
 import os
 import re
 
@@ -39,6 +40,13 @@ def test_train_predict_export(planned_workspace, tmp_path):
         assert re.search(rf"pseudo-labels \({stage}\): foreground classes per pseudo-labelled case \(of \d+\): "
                          rf"\w+ in \d+", train.log)
     assert os.path.isfile(os.path.join(fold, "checkpoint_final.pth"))
+    # the run's pictures beside nnU-Net's progress.png: valid PNG files (their pixels are not checked)
+    for picture in ("progress.png", "progress_semi_supervised.png", "unlabelled_ranking.png"):
+        with open(os.path.join(fold, picture), "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n", picture
+    logged = torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)["logging"]
+    assert len(logged["mean_kl"]) == len(logged["train_losses"]) == 4  # one value per epoch, NaN before stage 1
+    assert [math.isnan(v) for v in logged["mean_kl"]] == [True, True, False, False]
     assert torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu",
                       weights_only=False)["current_epoch"] == 4
 
@@ -125,3 +133,18 @@ def test_3d_fullres_runs_every_phase(planned_workspace_3d):
     aux_kernels = [v for k, v in checkpoint["network_weights"].items()
                    if k.startswith("aux_decoder.") and k.endswith("weight") and v.ndim > 1]
     assert aux_kernels and all(v.ndim == 5 for v in aux_kernels)
+
+
+def test_progress_picture_takes_runs_without_second_batch_values_and_the_ranking_histogram_its_cut(tmp_path):
+    from nnunetv2_dualunc.plots import plot_ranking_histogram, plot_semi_supervised_progress
+
+    nan = float("nan")
+    progress, histogram = str(tmp_path / "progress.png"), str(tmp_path / "ranking.png")
+    plot_semi_supervised_progress({"train_losses": [1.0, 0.8, 1.2], "unsupervised_losses": [nan, nan, 0.5],
+                                   "mean_kl": [nan], "mean_fg_dice": [0.2, 0.4, 0.5]},
+                                  [(0, "pretrain"), (2, "stage1")], progress)
+    plot_ranking_histogram([0.3, 0.1, 0.2, 0.4, 0.05], 3, histogram)
+    for picture in (progress, histogram):
+        with open(picture, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert sorted(os.listdir(tmp_path)) == ["progress.png", "ranking.png"]  # no temporary file left

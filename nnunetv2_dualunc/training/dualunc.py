@@ -9,7 +9,7 @@ from nnunetv2.utilities.helpers import softmax_helper_dim1
 from torch import nn
 
 from nnunetv2_dualunc.method.class_volume import class_shares, share_ratios, undersegmented
-from nnunetv2_dualunc.method.losses import RectifiedPseudoLabelLoss
+from nnunetv2_dualunc.method.losses import RectifiedPseudoLabelLoss, kl_divergence_map
 from nnunetv2_dualunc.method.schedule import Phase
 from nnunetv2_dualunc.network.dual_decoder import DualDecoderUNet, build_dual_decoder_network
 from nnunetv2_dualunc.run_layout import pseudo_label_folder
@@ -63,6 +63,10 @@ class nnUNetTrainerDualUnc(nnUNetTrainerSelfTrainingSS):
 
     def forward_heads(self, data: torch.Tensor) -> list:
         return list(self.network(data, return_auxiliary=True))
+
+    def unlabelled_diagnostics(self, heads: list) -> dict:
+        """The mean KL(main || aux) (Eq. 2) on the second batch at full resolution: how much the decoders disagree."""
+        return {"mean_kl": kl_divergence_map(heads[0][0], heads[1][0]).mean().detach()}
 
     def pseudo_label_loss(self) -> nn.Module:
         dice = None

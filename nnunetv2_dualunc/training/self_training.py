@@ -38,7 +38,9 @@ from nnunetv2_dualunc.inference.predictors import SnapshotPredictor
 from nnunetv2_dualunc.method.ranking import (RankedCase, rank_cases, reliable_cases, reusable_ranking,
                                              sample_uncertainty, write_ranking)
 from nnunetv2_dualunc.method.schedule import Phase, PhasePolyLRScheduler, ScheduleError, StageSchedule
-from nnunetv2_dualunc.run_layout import pseudo_label_folder, sample_ranking_path, self_training_state, snapshot_path
+from nnunetv2_dualunc.plots import plot_ranking_histogram
+from nnunetv2_dualunc.run_layout import (pseudo_label_folder, ranking_histogram_path, sample_ranking_path,
+                                         self_training_state, snapshot_path)
 from nnunetv2_dualunc.training.semi_supervised import nnUNetTrainerSemiSupervised
 
 
@@ -142,6 +144,10 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
             self._save_weights(completed)
         super().on_epoch_end()
 
+    def phase_starts(self) -> List[tuple]:
+        schedule = self.stage_schedule
+        return [(schedule.phase_start(p), p.value) for p in Phase if schedule.phase_length(p) > 0]
+
     def mixes_copy_paste(self) -> bool:
         return super().mixes_copy_paste() and not self.stage_schedule.in_final_share(self.current_epoch,
                                                                                      self.copy_paste_unmixed_finish)
@@ -217,7 +223,8 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
             self.on_case_scored(case, scores[case])
         ranking = rank_cases(scores, self.reliable_fraction)
         write_ranking(path, ranking, settings)
-        self.print_to_log_file(f"ranking written to {path}")
+        plot_ranking_histogram([r.score for r in ranking], len(reliable_cases(ranking)), ranking_histogram_path(path))
+        self.print_to_log_file(f"ranking written to {path} (histogram: {ranking_histogram_path(path)})")
         return ranking
 
     def _ensure_pseudo_labels(self, phase: Phase, cases: List[str], weights_epoch: int) -> None:

@@ -38,6 +38,12 @@ from nnunetv2_dualunc.data.checks import check_labelled_preprocessed_folder
 from nnunetv2_dualunc.data.unlabelled import load_unlabelled_identifiers, preprocess_unlabelled
 from nnunetv2_dualunc.method.copy_paste import copy_paste
 from nnunetv2_dualunc.method.losses import PseudoLabelCrossEntropyLoss
+from nnunetv2_dualunc.plots import plot_semi_supervised_progress
+from nnunetv2_dualunc.run_layout import SEMI_SUPERVISED_PROGRESS_FILE
+
+#: per-epoch values a semi-supervised run adds to nnU-Net's logger: the second batch's loss and the mean KL between
+#: the decoders on it (NaN where an epoch has none)
+PROGRESS_KEYS = ("unsupervised_losses", "mean_kl")
 
 
 def _as_list(output) -> list:
@@ -85,6 +91,7 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
         self.unlabelled_preprocessed_folder: Optional[str] = None
         self.unlabelled_cases: List[str] = []
         self.dataloader_unlabelled = None
+        self._add_progress_keys()
 
     # ------------------------------------------------------------------------------------------ nnU-Net hooks
     def _build_loss(self):
@@ -113,6 +120,7 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
 
     def load_checkpoint(self, filename_or_checkpoint) -> None:
         super().load_checkpoint(filename_or_checkpoint)  # nnU-Net 2.8 reads only a path here, not a dict
+        self._add_progress_keys()  # a checkpoint written without them replaced the logger's lists
         checkpoint = filename_or_checkpoint
         if isinstance(checkpoint, str):  # read again, as nnU-Net reads it: a resume does this once
             checkpoint = torch.load(checkpoint, map_location=self.device, weights_only=False)
@@ -127,10 +135,25 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
         """Takes back what extra_checkpoint_state stored (after nnU-Net's own load_checkpoint)."""
 
     def on_train_epoch_end(self, train_outputs: List[dict]):
-        unsupervised = [o.pop("loss_unsupervised") for o in train_outputs if "loss_unsupervised" in o]
+        per_epoch = {}
+        for key in PROGRESS_KEYS:  # one host sync per epoch, not per iteration; NaN in epochs without a second batch
+            values = [o.pop(key) for o in train_outputs if key in o]
+            per_epoch[key] = torch.stack(values).mean().item() if values else float("nan")
         super().on_train_epoch_end(train_outputs)
-        if unsupervised:  # one host sync per epoch, not per iteration
-            self.print_to_log_file(f"unsupervised loss: {torch.stack(unsupervised).mean().item():.4f}")
+        for key, value in per_epoch.items():
+            self.logger.log(key, value, self.current_epoch)
+        if not np.isnan(per_epoch["unsupervised_losses"]):
+            self.print_to_log_file(f"unsupervised loss: {per_epoch['unsupervised_losses']:.4f}")
+
+    def on_epoch_end(self):
+        super().on_epoch_end()  # nnU-Net's progress.png
+        if self.local_rank == 0:
+            plot_semi_supervised_progress(self.logger.local_logger.my_fantastic_logging, self.phase_starts(),
+                                          os.path.join(self.output_folder, SEMI_SUPERVISED_PROGRESS_FILE))
+
+    def phase_starts(self) -> List[tuple]:
+        """(first epoch, name) of each training phase, marked in the progress picture; none by default."""
+        return []
 
     def on_train_end(self):
         super().on_train_end()
@@ -159,10 +182,16 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
                 unlabelled = [[scale[n_labelled:] for scale in head] for head in heads]
                 loss_u = self.unsupervised_loss(*unlabelled, pseudo_target)
                 loss = loss + loss_u
-                result["loss_unsupervised"] = loss_u.detach()
+                result["unsupervised_losses"] = loss_u.detach()
+                result.update(self.unlabelled_diagnostics(unlabelled))
         self._apply_gradients(loss)
         result["loss"] = loss.detach().cpu().numpy()
         return result
+
+    def unlabelled_diagnostics(self, heads: list) -> dict:
+        """Per-step values on the second batch's outputs (one list of scales per head) that the progress picture
+        shows, as detached tensors keyed by PROGRESS_KEYS; none by default."""
+        return {}
 
     def second_batch_targets(self, data: torch.Tensor, targets: List[torch.Tensor]) -> List[torch.Tensor]:
         """The targets the second batch trains with, per deep-supervision scale, before any mixing. Default: the
@@ -206,6 +235,16 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
                                folder_with_segs_from_previous_stage=self.folder_with_segs_from_previous_stage))
 
     # ----------------------------------------------------------------------------------------- plumbing
+    def _add_progress_keys(self) -> None:
+        """The per-epoch lists of PROGRESS_KEYS in nnU-Net's logger (saved in its checkpoints, sent to its other
+        loggers), NaN-padded to the epochs already logged: nnU-Net's progress.png cuts every curve to the shortest
+        list."""
+        logged = self.logger.local_logger.my_fantastic_logging
+        epochs = len(logged["train_losses"])
+        for key in PROGRESS_KEYS:
+            logged.setdefault(key, [])
+            logged[key] += [float("nan")] * (epochs - len(logged[key]))
+
     def _add_extra_checkpoint_state(self, temporary_file: str) -> None:
         extra = self.extra_checkpoint_state()
         if extra:
