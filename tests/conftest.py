@@ -2,6 +2,10 @@
 helper that runs nnU-Net's real console scripts with the nnU-Net environment variables of that dataset."""
 import os
 import subprocess
+
+# torch's OpenMP threads spin while they wait by default; on a shared 2-core machine (CI beside a benchmark) spinning
+# test processes starve everything else. Set before torch is first imported; inherited by every nnU-Net subprocess.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from dataclasses import dataclass
 from typing import Dict, List
 

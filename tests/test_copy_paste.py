@@ -82,6 +82,7 @@ def test_train_step_mixes_the_pseudo_labelled_batch_only_in_the_copy_paste_train
     trainer.forward_heads = lambda data: seen.setdefault("data", [[data]])
     trainer._supervised_loss = lambda head, target: head[0].sum() * 0
     trainer.unsupervised_loss = lambda head, target: seen.setdefault("targets", target) and torch.zeros(())
+    trainer.unlabelled_diagnostics = lambda heads: {}
     trainer._apply_gradients = lambda loss: None
     trainer.train_step({"data": data_l, "target": targets_l})
     data = seen["data"][0][0]
