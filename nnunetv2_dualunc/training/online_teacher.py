@@ -7,7 +7,7 @@ the argmax of an exponential moving average of the network evaluated on the augm
 main decoder, every deep-supervision scale). Copy-paste, Eq. 4 and the Dice term then act on those targets as on
 stored ones.
 
-Choices (the mean-teacher and BCP papers differ; their public code was read for behaviour, none copied):
+Choices (the papers leave them open; their authors' code was not consulted for these):
 - the teacher starts as a copy of the network at the first step with an unlabelled batch (after a warm start's
   adaptation phase: the teacher that labelled stage 1), and follows it with momentum ``teacher_momentum`` = 0.99
   (an average over about the last hundred steps) in every step after;
