@@ -1,11 +1,13 @@
 """`nnunetv2_dualunc COMMAND ...`: the plugin's commands, in nnU-Net's flag style.
 
+    trainers                the trainers to choose from, one line each (which one: README, "Which trainer")
     trainer-path            print the folder to export as nnUNet_extTrainer
     preprocess-unlabelled   preprocess imagesUnlabeled/ with an existing plans file (the trainer also does it)
     export                  write a plain nnU-Net model folder (main decoder only) that stock nnU-Net predicts with
     predict-uncertainty     segment a folder with a DualUnc model + voxel-wise uncertainty maps (KL between its
                             decoders) + uncertainty_ranking.tsv (most uncertain case first)
-    demo                    synthetic dataset -> plan -> train supervised and DualUnc -> predict -> Dice table
+    demo                    synthetic dataset -> plan -> train a start model, the recommended trainer and its
+                            controls -> predict -> Dice table, uncertainty maps and pictures
     build-ssl-dataset       write a semi-supervised raw dataset (labelled / unlabelled / validation lists)
     write-ssl-splits        write splits_final.json (fold 0: labelled -> validation) after preprocessing
     add-cpu-configuration   add a CPU-sized configuration (inherits 2d: coarser spacing, 128 patches, 16->256)
@@ -106,19 +108,22 @@ def _predict_uncertainty_entry(argv: List[str]) -> None:
     parser = argparse.ArgumentParser(prog="nnunetv2_dualunc predict-uncertainty",
                                      description="Segment a folder of images with a trained DualUnc model and write "
                                                  "voxel-wise uncertainty maps (KL between its two decoders, Eq. 2) "
-                                                 "and uncertainty_ranking.tsv (most uncertain case first).")
+                                                 "and uncertainty_ranking.tsv (most uncertain case first), with "
+                                                 "uncertainty_overview.png (the most uncertain cases at a glance).")
     parser.add_argument("-i", required=True, help="input folder (nnU-Net naming: CASE_0000.nii.gz, ...)")
     parser.add_argument("-o", required=True, help="output folder")
     _add_model_arguments(parser)
     parser.add_argument("-device", default="cuda", choices=("cuda", "cpu", "mps"), help="as nnUNetv2_predict")
     parser.add_argument("--disable_tta", action="store_true", help="no test-time mirroring (faster)")
+    parser.add_argument("-ref", default=None, help="optional folder of reference segmentations (CASE<file ending>), "
+                                                   "shown beside the predictions in uncertainty_overview.png")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("ERROR: -device cuda, but torch sees no CUDA GPU here: pass -device cpu")
     folder, folds = _model_folder_and_folds(args)
     try:
         predict_uncertainty_folder(folder, args.i, args.o, folds, args.chk, torch.device(args.device),
-                                   use_mirroring=not args.disable_tta)
+                                   use_mirroring=not args.disable_tta, reference_folder=args.ref)
     except (FileNotFoundError, ValueError) as e:  # their messages name the file and the fix
         raise SystemExit(f"ERROR: {e}")
 
@@ -126,6 +131,7 @@ def _predict_uncertainty_entry(argv: List[str]) -> None:
 def main(argv: Optional[List[str]] = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     commands = {
+        "trainers": lambda rest: print(_lazy("nnunetv2_dualunc.training.catalogue", "format_catalogue")()),
         "trainer-path": lambda rest: print(trainer_folder()),
         "preprocess-unlabelled": lambda rest: _lazy("nnunetv2_dualunc.data.unlabelled", "preprocess_unlabelled_entry")(rest),
         "export": _export_entry,

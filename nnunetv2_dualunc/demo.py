@@ -21,6 +21,9 @@ from nnunetv2_dualunc.data.synthetic import (CHANNEL_SUFFIX, DATASET_ID, DEMO_PR
                                              TEST_IMAGES_FOLDER, TEST_LABELS_FOLDER, dataset_name,
                                              write_synthetic_dataset)
 from nnunetv2_dualunc.nnunet_commands import console_script, nnunet_environment, run_logged, train_command
+from nnunetv2_dualunc.plots import plot_uncertainty_vs_dice
+from nnunetv2_dualunc.run_layout import (RANKING_VS_DICE_FILE, SAMPLE_RANKING_FILE, SEMI_SUPERVISED_PROGRESS_FILE,
+                                         UNCERTAINTY_OVERVIEW_FILE, UNCERTAINTY_RANKING_FILE, ranking_histogram_path)
 
 #: the recommended use (README): a supervised model (DEMO_START_MODEL), then that model continued with the unlabelled
 #: images (DEMO_RECOMMENDED) and, as the controls the gain is measured against, for as long without them: nnU-Net
@@ -29,7 +32,7 @@ from nnunetv2_dualunc.nnunet_commands import console_script, nnunet_environment,
 DEMO_START_MODEL = "nnUNetTrainer_demo"
 DEMO_CONTROL = "nnUNetTrainerContinued_demo"
 DEMO_COPY_PASTE = "nnUNetTrainerCopyPasteWarmStart_demo"
-DEMO_RECOMMENDED = "nnUNetTrainerDualUncWarmStartCopyPastePseudoDice_demo"
+DEMO_RECOMMENDED = "nnUNetTrainerDualUncPlus_demo"
 #: in this order: the others continue the first
 DEMO_METHODS = (DEMO_START_MODEL, DEMO_CONTROL, DEMO_COPY_PASTE, DEMO_RECOMMENDED)
 #: the console shows the most uncertain test cases only; the whole ranking goes to a file beside the maps
@@ -180,9 +183,42 @@ def unlabelled_gains(results: Dict[str, dict], control: str = DEMO_CONTROL,
             if method not in (control, start_model)}
 
 
-def format_uncertainty_ranking(ranking_file: str, case_dice: Dict[str, Dict[int, float]]) -> Tuple[str, float]:
+def format_gains(results: Dict[str, dict], gains: Dict[str, float]) -> str:
+    """Where each point comes from: every continuation against nnU-Net continued, and the recommended trainer
+    against supervised copy-paste (what the unlabelled images add to the recipe); empty without the control."""
+    if not gains:
+        return ""
+    lines = [f"Mean Dice points over {DEMO_CONTROL} (nnU-Net continued: same start model, same extra steps):"]
+    lines += [f"  {method}: {100 * gain:+.1f}" for method, gain in gains.items()]
+    if DEMO_COPY_PASTE in results and DEMO_RECOMMENDED in results:
+        added = results[DEMO_RECOMMENDED]["mean"] - results[DEMO_COPY_PASTE]["mean"]
+        lines.append(f"What the unlabelled images add to the supervised copy-paste recipe ({DEMO_RECOMMENDED} minus "
+                     f"{DEMO_COPY_PASTE}): {100 * added:+.1f}")
+    lines.append("One run decides nothing: training is not seeded, and the control alone moved by 3 points across "
+                 "ten runs of this demo.")
+    return "\n".join(lines)
+
+
+def format_next_steps(pictures: Dict[str, List[str]]) -> str:
+    """The pictures of each DualUnc model, and the commands for one's own data."""
+    lines = []
+    for method, files in pictures.items():
+        lines.append(f"Pictures of {method}:")
+        lines += [f"  {path}" for path in files]
+    lines += ["Next, on your own nnU-Net dataset (README, \"Using it on your own dataset\"): put the unannotated images "
+              "in imagesUnlabeled/ beside imagesTr/, then",
+              "  export nnUNet_extTrainer=$(nnunetv2_dualunc trainer-path)",
+              "  nnUNetv2_train DATASET 2d 0 -tr nnUNetTrainer             # or the model you have",
+              "  nnUNetv2_train DATASET 2d 0 -tr nnUNetTrainerDualUncPlus  # the recommended trainer",
+              "  nnUNetv2_train DATASET 2d 0 -tr nnUNetTrainerCopyPasteWarmStart  # the control: the recipe, "
+              "labelled images only"]
+    return "\n".join(lines)
+
+
+def format_uncertainty_ranking(ranking_file: str, case_dice: Dict[str, Dict[int, float]],
+                               scatter_path: Optional[str] = None) -> Tuple[str, float]:
     """The predict-uncertainty ranking beside each case's Dice, and their Spearman correlation (negative: the cases
-    the model is least sure about are the ones it segments worst)."""
+    the model is least sure about are the ones it segments worst); given scatter_path, the same pairs as a picture."""
     from scipy.stats import spearmanr
 
     from nnunetv2_dualunc.inference.uncertainty_maps import read_uncertainty_ranking
@@ -193,6 +229,8 @@ def format_uncertainty_ranking(ranking_file: str, case_dice: Dict[str, Dict[int,
     lines += [f"| {rank} | {c.case} | {c.mean_kl_foreground:.6g} | {d:.4f} |"
               for rank, (c, d) in enumerate(zip(ranking, dice), start=1)]
     rho = float(spearmanr([c.mean_kl_foreground for c in ranking], dice)[0]) if len(ranking) > 1 else float("nan")
+    if scatter_path is not None:
+        plot_uncertainty_vs_dice([c.mean_kl_foreground for c in ranking], dice, rho, scatter_path)
     return "\n".join(lines), rho
 
 
@@ -284,17 +322,17 @@ def run_demo(output_dir: str, seed: int = 0, methods: Sequence[str] = DEMO_METHO
                                                     dataset_id, device, env, output_dir, clock, verbose)
             finish(f"uncertainty_{method}", started)
 
-    clock.header("Dice on the held-out test cases")
+    clock.header(f"Result: Dice on the {preset['n_test']} held-out test cases")
     table = format_dice_table(results)
     gains = unlabelled_gains(results)
-    if gains:
-        table += "\n\n" + "\n".join(f"{method} minus {DEMO_CONTROL} (same start model, same extra steps): "
-                                     f"{100 * gain:+.1f} mean Dice points" for method, gain in gains.items())
-    if DEMO_COPY_PASTE in results and DEMO_RECOMMENDED in results:
-        table += (f"\nWhat the unlabelled images add over supervised copy-paste: {DEMO_RECOMMENDED} minus "
-                  f"{DEMO_COPY_PASTE}: {100 * (results[DEMO_RECOMMENDED]['mean'] - results[DEMO_COPY_PASTE]['mean']):+.1f}"
-                  f" mean Dice points")
-    print(table, flush=True)
+    gain_lines = format_gains(results, gains)
+    if gain_lines:
+        table += "\n\n" + gain_lines
+    pictures = {method: [os.path.join(trainer_output_folder(env["nnUNet_results"], method, dataset_id), name)
+                         for name in (SEMI_SUPERVISED_PROGRESS_FILE, ranking_histogram_path(SAMPLE_RANKING_FILE))]
+                + [os.path.join(found["folder"], name) for name in (UNCERTAINTY_OVERVIEW_FILE, RANKING_VS_DICE_FILE)]
+                for method, found in uncertainty.items()}
+    print(table + "\n\n" + format_next_steps(pictures), flush=True)
     timings["total"] = round(clock.elapsed(), 1)
     summary = {"dataset": dataset_name(dataset_id), "seed": seed, "preset": preset, "labels": LABELS,
                "dice": results, "unlabelled_gains": gains, "uncertainty": uncertainty, "timings_s": timings}
@@ -311,8 +349,6 @@ def _uncertainty_step(method: str, test_images: str, checkpoint: str, case_dice:
                       dataset_id: int, device: str, env: Dict[str, str], output_dir: str, clock: "_Clock",
                       verbose: bool) -> dict:
     """`nnunetv2_dualunc predict-uncertainty` on the test images; print its case ranking beside each case's Dice."""
-    from nnunetv2_dualunc.run_layout import UNCERTAINTY_RANKING_FILE
-
     clock.header(f"Uncertainty maps and case ranking with {method} (KL between its two decoders)")
     folder = os.path.join(output_dir, "uncertainty", method)
     ranking_file = os.path.join(folder, UNCERTAINTY_RANKING_FILE)
@@ -321,9 +357,9 @@ def _uncertainty_step(method: str, test_images: str, checkpoint: str, case_dice:
     else:
         _run_logged([console_script("nnunetv2_dualunc"), "predict-uncertainty", "-i", test_images, "-o", folder,
                      "-d", str(dataset_id), "-c", CONFIGURATION, "-f", FOLD, "-tr", method, "-device", device,
-                     "--disable_tta"], env, os.path.join(output_dir, "logs", f"uncertainty_{method}.log"), clock,
-                    verbose)
-    table, rho = format_uncertainty_ranking(ranking_file, case_dice)
+                     "--disable_tta", "-ref", os.path.join(os.path.dirname(test_images), TEST_LABELS_FOLDER)],
+                    env, os.path.join(output_dir, "logs", f"uncertainty_{method}.log"), clock, verbose)
+    table, rho = format_uncertainty_ranking(ranking_file, case_dice, os.path.join(folder, RANKING_VS_DICE_FILE))
     table_file = os.path.join(folder, "ranking_with_dice.md")
     with open(table_file, "w") as f:
         f.write(table + "\n")

@@ -2,15 +2,20 @@
 
 - ``plot_semi_supervised_progress``: supervised and unsupervised loss, the mean KL between the two decoders on the
   unlabelled batch (Eq. 2), nnU-Net's validation pseudo-Dice, with the phases of Algorithm 1 marked;
-- ``plot_ranking_histogram``: the Eq. 1 scores of the unlabelled cases, with the reliable / unreliable cut.
+- ``plot_ranking_histogram``: the Eq. 1 scores of the unlabelled cases, with the reliable / unreliable cut;
+- ``plot_uncertainty_overview``: a few predicted cases, one row each: image, segmentation, uncertainty map (Eq. 2) and
+  the reference where there is one;
+- ``plot_uncertainty_vs_dice``: each case's uncertainty against its Dice (does the ranking find the bad cases?).
 
 matplotlib (a dependency of nnU-Net) with the file-only backend; data in, PNG out, nothing of the package imported.
 """
 import math
 import os
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -79,6 +84,58 @@ def plot_ranking_histogram(scores: Sequence[float], n_reliable: int, path: str) 
     ax.set_xlabel("Eq. 1: mean squared difference of the snapshots' predictions to the teacher's")
     ax.set_ylabel("unlabelled cases")
     ax.set_title(f"Ranking of {len(ordered)} unlabelled cases")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+@dataclass(frozen=True)
+class CaseSection:
+    """One 2D section of a predicted case, every array of the same shape (the reference None where there is none)."""
+    title: str
+    image: np.ndarray
+    segmentation: np.ndarray
+    uncertainty: np.ndarray
+    reference: Optional[np.ndarray] = None
+
+
+@_default_style
+def plot_uncertainty_overview(sections: Sequence[CaseSection], path: str) -> None:
+    """One row per case: the image, the segmentation over it, the uncertainty map, and the reference over it if any
+    section has one. Labels are drawn with one fixed colour per label value, so rows compare."""
+    with_reference = any(s.reference is not None for s in sections)
+    columns = ["image", "segmentation", "uncertainty: KL(main || aux)"] + (["reference"] if with_reference else [])
+    fig, axes = plt.subplots(len(sections), len(columns), figsize=(3.2 * len(columns), 3.2 * len(sections)),
+                             squeeze=False)
+    max_label = max(int(max(s.segmentation.max(), 0 if s.reference is None else s.reference.max())) for s in sections)
+    for row, section in zip(axes, sections):
+        labels = [section.segmentation] + ([section.reference] if with_reference else [])
+        row[0].imshow(section.image, cmap="gray")
+        row[0].set_ylabel(section.title, fontsize=9)
+        shown = row[2].imshow(section.uncertainty, cmap="magma")
+        fig.colorbar(shown, ax=row[2], fraction=0.046, pad=0.02)
+        for ax, label in zip([row[1]] + ([row[3]] if with_reference else []), labels):
+            ax.imshow(section.image, cmap="gray")
+            if label is not None:
+                ax.imshow(np.ma.masked_less_equal(label, 0), cmap="tab10", vmin=1, vmax=max(10, max_label),
+                          alpha=0.5, interpolation="nearest")
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    for ax, name in zip(axes[0], columns):
+        ax.set_title(name, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+@_default_style
+def plot_uncertainty_vs_dice(uncertainty: Sequence[float], dice: Sequence[float], spearman: float, path: str) -> None:
+    """Each case's mean uncertainty over its foreground against its Dice: a falling cloud means the ranking puts the
+    worst segmentations first."""
+    fig, ax = plt.subplots(figsize=(7, 5))
+    ax.scatter(uncertainty, dice, s=18, color="tab:blue", alpha=0.8)
+    ax.set_xlabel("mean KL(main || aux) over the foreground (uncertainty_ranking.tsv)")
+    ax.set_ylabel("Dice against the reference (mean over classes)")
+    ax.set_title(f"{len(dice)} cases, Spearman {spearman:+.2f}")
     fig.tight_layout()
     _save(fig, path)
 

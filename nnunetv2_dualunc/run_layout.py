@@ -15,6 +15,9 @@ and the output folder of ``nnunetv2_dualunc predict-uncertainty`` holds, besides
 
     <case>_uncertainty.nii.gz                  KL(main || aux) per voxel
     uncertainty_ranking.tsv                    the cases, most uncertain first
+    uncertainty_overview.png                   the most uncertain cases: image, segmentation, uncertainty (reference)
+
+and the demo's output folder holds ranking_vs_dice.png: each test case's uncertainty against its Dice.
 
 Readers (trainers, benchmarks, the demo) take the names from here, so a layout change is made once.
 """
@@ -30,6 +33,8 @@ SEMI_SUPERVISED_PROGRESS_FILE = "progress_semi_supervised.png"
 
 UNCERTAINTY_MAP_SUFFIX = "_uncertainty.nii.gz"
 UNCERTAINTY_RANKING_FILE = "uncertainty_ranking.tsv"
+UNCERTAINTY_OVERVIEW_FILE = "uncertainty_overview.png"
+RANKING_VS_DICE_FILE = "ranking_vs_dice.png"
 
 
 def snapshot_path(fold_folder: str, completed_epochs: int) -> str:

@@ -1,4 +1,4 @@
-"""The class-share check behind the ...PseudoDiceIfUndersegmented trainers, and the trainers' use of it."""
+"""The class-share check behind `pseudo_label_dice_if_share_below` (a research option), and the trainers' use of it."""
 import numpy as np
 import pytest
 
@@ -6,8 +6,7 @@ from nnunetv2_dualunc.data.pseudo_labels import reset_folder, write_pseudo_label
 from nnunetv2_dualunc.method.class_volume import class_shares, share_ratios, undersegmented
 from nnunetv2_dualunc.method.schedule import Phase
 from nnunetv2_dualunc.run_layout import pseudo_label_folder
-from nnunetv2_dualunc.training.dualunc_copy_paste_pseudo_dice import (
-    nnUNetTrainerDualUncWarmStartCopyPastePseudoDice, nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceIfUndersegmented)
+from nnunetv2_dualunc.training.dualunc_plus import nnUNetTrainerDualUncPlus
 from nnunetv2_dualunc.training.self_training import nnUNetTrainerSelfTraining
 from test_losses import _trainer_factory
 
@@ -37,7 +36,7 @@ def test_the_dice_term_is_kept_only_where_the_first_pseudo_labels_undersegment_a
     make_trainer = _trainer_factory(planned_workspace, monkeypatch, fold="all")
     # only the guard's part of entering a phase: ranking and pseudo-labelling are replaced by the files below
     monkeypatch.setattr(nnUNetTrainerSelfTraining, "_enter_phase", lambda self, phase: None)
-    trainer = make_trainer(nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceIfUndersegmented)
+    trainer = make_trainer(type("IfUndersegmented", (nnUNetTrainerDualUncPlus,), {"pseudo_label_dice_if_share_below": 0.85}))
     trainer._build_loss()
     trainer.output_folder = str(tmp_path)
     keys, _ = trainer.do_split()
@@ -58,7 +57,7 @@ def test_the_dice_term_is_kept_only_where_the_first_pseudo_labels_undersegment_a
     assert ("the Dice term on pseudo-labels is kept" in log) is kept
     assert "1: 0.00" in log if remove_class_1 else "1: 1.00" in log
 
-    unguarded = make_trainer(nnUNetTrainerDualUncWarmStartCopyPastePseudoDice)
+    unguarded = make_trainer(nnUNetTrainerDualUncPlus)
     unguarded._build_loss()
     unguarded._enter_phase(Phase.STAGE1)
     assert unguarded.unsupervised_loss.loss.dice is not None

@@ -4,9 +4,12 @@ import torch
 
 from nnunetv2_dualunc.method.copy_paste import copy_paste, random_box
 from nnunetv2_dualunc.method.schedule import StageSchedule
-from nnunetv2_dualunc.training.dualunc_copy_paste import nnUNetTrainerDualUncWarmStartCopyPaste
-from nnunetv2_dualunc.training.dualunc_copy_paste_pseudo_dice import nnUNetTrainerDualUncWarmStartCopyPastePseudoDice
+from nnunetv2_dualunc.training.dualunc_plus import nnUNetTrainerDualUncPlus
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
+
+# copy-paste without the pseudo-label Dice (a research variant, benchmarks/ext_trainers/research_trainers.py)
+nnUNetTrainerDualUncWarmStartCopyPaste = type("WarmStartCopyPaste", (nnUNetTrainerDualUncWarmStart,),
+                                              {"copy_paste_fraction": 2 / 3})
 
 
 def _batches(n_labelled: int, n_unlabelled: int, shape, scales):
@@ -60,7 +63,7 @@ _UNMIXED_FINISH = type("CopyPasteUnmixedFinish", (nnUNetTrainerDualUncWarmStartC
 
 
 @pytest.mark.parametrize("trainer_class, epoch, mixes", [(nnUNetTrainerDualUncWarmStartCopyPaste, 424, True),
-                                                         (nnUNetTrainerDualUncWarmStartCopyPastePseudoDice, 424,
+                                                         (nnUNetTrainerDualUncPlus, 424,
                                                           True),
                                                          (nnUNetTrainerDualUncWarmStart, 300, False),
                                                          (_UNMIXED_FINISH, 384, True),

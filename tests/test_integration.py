@@ -79,7 +79,10 @@ def test_train_predict_export(planned_workspace, tmp_path):
     # uncertainty maps: nnUNetv2_predict's segmentation, plus a KL map per case in the image's geometry, ranked
     uncertain = str(tmp_path / "uncertainty")
     ws.run(["nnunetv2_dualunc", "predict-uncertainty", "-i", images, "-o", uncertain, "-d", "991", "-c", "2d", "-f",
-            "all", "-tr", TRAINER, "-device", "cpu", "--disable_tta"], "uncertainty.log")
+            "all", "-tr", TRAINER, "-device", "cpu", "--disable_tta", "-ref", os.path.join(ws.raw_dataset, "labelsTs")],
+           "uncertainty.log")
+    with open(os.path.join(uncertain, "uncertainty_overview.png"), "rb") as f:  # a valid picture; pixels unchecked
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     for f in files:
         case = f[: -len(".nii.gz")]
         segmentation = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(uncertain, f)))

@@ -7,10 +7,13 @@ import torch
 
 from nnunetv2_dualunc.method.losses import (PseudoLabelCrossEntropyLoss, RectifiedPseudoLabelLoss, kl_divergence_map,
                                             pseudo_label_cross_entropy, rectified_pseudo_label_loss)
-from nnunetv2_dualunc.training.dualunc_copy_paste_pseudo_dice import (nnUNetTrainerDualUncCopyPastePseudoDice,
-                                                                      nnUNetTrainerDualUncWarmStartCopyPastePseudoDice)
-from nnunetv2_dualunc.training.dualunc_pseudo_dice import (nnUNetTrainerDualUncPseudoDice,
-                                                           nnUNetTrainerDualUncWarmStartPseudoDice)
+from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
+from nnunetv2_dualunc.training.dualunc_plus import nnUNetTrainerDualUncPlus, nnUNetTrainerDualUncPlusFromScratch
+from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
+
+# the option without copy-paste (a research variant, benchmarks/ext_trainers/research_trainers.py)
+_PSEUDO_DICE = type("PseudoDice", (nnUNetTrainerDualUnc,), {"pseudo_label_dice": True})
+_WARM_PSEUDO_DICE = type("WarmStartPseudoDice", (nnUNetTrainerDualUncWarmStart,), {"pseudo_label_dice": True})
 
 
 def _logits_for(probabilities):
@@ -144,9 +147,8 @@ def _trainer_factory(planned_workspace, monkeypatch, fold=0):
     return lambda trainer_class: trainer_class(dict(plans), "2d", fold, dataset_json, torch.device("cpu"))
 
 
-@pytest.mark.parametrize("trainer_class", [nnUNetTrainerDualUncPseudoDice, nnUNetTrainerDualUncWarmStartPseudoDice,
-                                           nnUNetTrainerDualUncCopyPastePseudoDice,
-                                           nnUNetTrainerDualUncWarmStartCopyPastePseudoDice])
+@pytest.mark.parametrize("trainer_class", [_PSEUDO_DICE, _WARM_PSEUDO_DICE, nnUNetTrainerDualUncPlusFromScratch,
+                                           nnUNetTrainerDualUncPlus])
 def test_pseudo_dice_trainers_add_nnunets_dice_to_eq4_at_every_scale(planned_workspace, monkeypatch, trainer_class):
     """The trainers' pseudo-label loss is Eq. 4 + the weighted Dice, with the labelled loss's Dice settings, under
     nnU-Net's deep-supervision weights; nnUNetTrainerDualUnc keeps Eq. 4 alone."""

@@ -280,7 +280,8 @@ def test_trainer_class_attributes_reach_the_network_nnunet_predictor_builds():
     """nnU-Net's predictor calls build_network_architecture on the trainer class: the light variant's auxiliary
     decoder must come out the same there as in training, or its checkpoints would not load."""
     from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
-    from nnunetv2_dualunc.training.dualunc_light_aux import nnUNetTrainerDualUncLightAux
+    nnUNetTrainerDualUncLightAux = type("LightAux", (nnUNetTrainerDualUnc,), {"aux_convs_per_stage": 1,
+                                                                             "aux_width": 0.5})
 
     plans_manager = PlansManager(tiny_plans('PlainConvUNet', 2))
     configuration = plans_manager.get_configuration('2d')

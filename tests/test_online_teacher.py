@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from nnunetv2_dualunc.method.online_teacher import ema_update, hard_targets
-from nnunetv2_dualunc.training.dualunc_copy_paste_pseudo_dice import nnUNetTrainerDualUncWarmStartCopyPastePseudoDice
+from nnunetv2_dualunc.training.dualunc_plus import nnUNetTrainerDualUncPlus
 from nnunetv2_dualunc.training.online_teacher import TEACHER_CHECKPOINT_KEY, OnlineTeacherMixin
 
 
@@ -61,7 +61,7 @@ class _TwoScaleNet(nn.Module):
 
 
 def _bare_trainer(network: nn.Module, second_batch_from_labelled: bool = False):
-    trainer_class = type("OnlineTeacherTrainer", (OnlineTeacherMixin, nnUNetTrainerDualUncWarmStartCopyPastePseudoDice),
+    trainer_class = type("OnlineTeacherTrainer", (OnlineTeacherMixin, nnUNetTrainerDualUncPlus),
                          {})
     trainer = object.__new__(trainer_class)
     trainer.device, trainer.current_epoch = torch.device("cpu"), 3

@@ -127,12 +127,15 @@ def test_stored_scores_of_other_snapshots_are_recomputed(tmp_path):
     _assert_ranking_is_recomputed(trainer)
 
 
-@pytest.mark.parametrize("trainer_name", ["nnUNetTrainerDualUncFgRank", "nnUNetTrainerDualUncWarmStartFgRank"])
-def test_fg_rank_trainers_do_not_reuse_a_ranking_by_the_papers_mean(tmp_path, trainer_name):
+@pytest.mark.parametrize("warm_start", [False, True])
+def test_fg_rank_trainers_do_not_reuse_a_ranking_by_the_papers_mean(tmp_path, warm_start):
     """The per-foreground trainers score Eq. 1 per foreground voxel, so a stored ranking by the paper's per-case
     mean (say, from a run resumed under the other trainer) is recomputed, not reused."""
-    from nnunetv2_dualunc.training import dualunc_fg_rank
-    trainer, _ = _trainer_with_ranking_on_disk(tmp_path, 0.5, trainer_class=getattr(dualunc_fg_rank, trainer_name))
+    from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
+    from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
+    base = nnUNetTrainerDualUncWarmStart if warm_start else nnUNetTrainerDualUnc
+    fg_rank = type("FgRank", (base,), {"uncertainty_per_foreground_voxel": True})
+    trainer, _ = _trainer_with_ranking_on_disk(tmp_path, 0.5, trainer_class=fg_rank)
     assert trainer.uncertainty_per_foreground_voxel
     _assert_ranking_is_recomputed(trainer)
 

@@ -39,7 +39,7 @@ def test_labelled_only_trainers_train_one_case_with_an_ignore_label_and_no_unlab
     ws.run(train + ["nnUNetTrainer_test"], "supervised.log")  # the model the warm starts continue
 
     for trainer, epochs_mixed in [("nnUNetTrainerCopyPaste_test", 2), ("nnUNetTrainerCopyPasteWarmStart_test", 4),
-                                  ("nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceRecipeOnly_test", 2)]:
+                                  ("nnUNetTrainerDualUncPlusRecipeOnly_test", 2)]:
         log = ws.run(train + [trainer], f"{trainer}.log").log
         fold = ws.results_folder(trainer)
         assert os.path.isfile(join(fold, "checkpoint_final.pth")), trainer
@@ -52,6 +52,6 @@ def test_labelled_only_trainers_train_one_case_with_an_ignore_label_and_no_unlab
     preprocessed = join(ws.env["nnUNet_preprocessed"], ws.dataset)
     assert not [name for name in os.listdir(preprocessed) if name.endswith("_unlabelled")]
     # the twin keeps its recipe's phases: labelled only while adapting, the second batch in stages 1 and 2
-    twin_log = open(join(ws.root, "nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceRecipeOnly_test.log")).read()
+    twin_log = open(join(ws.root, "nnUNetTrainerDualUncPlusRecipeOnly_test.log")).read()
     assert "phase 'stage1': second batch from the labelled training cases" in twin_log
     assert "phase 'stage2': second batch from the labelled training cases" in twin_log

@@ -242,18 +242,14 @@ def test_demo_methods_take_the_same_number_of_gradient_steps():
     control, recommended = getattr(demo_trainers, demo.DEMO_CONTROL), getattr(demo_trainers, demo.DEMO_RECOMMENDED)
     assert start is demo_trainers.nnUNetTrainer_demo and control is demo_trainers.nnUNetTrainerContinued_demo
     # the demo shows the README's recommended trainer at the demo's budget
-    from nnunetv2_dualunc.training.dualunc_copy_paste_pseudo_dice import (
-        nnUNetTrainerDualUncWarmStartCopyPastePseudoDice)
-    assert recommended is demo_trainers.nnUNetTrainerDualUncWarmStartCopyPastePseudoDice_demo
-    assert issubclass(recommended, nnUNetTrainerDualUncWarmStartCopyPastePseudoDice)
+    from nnunetv2_dualunc.training.dualunc_plus import nnUNetTrainerDualUncPlus
+    assert recommended is demo_trainers.nnUNetTrainerDualUncPlus_demo
+    assert issubclass(recommended, nnUNetTrainerDualUncPlus)
     assert demo.DEMO_METHODS == (demo.DEMO_START_MODEL, demo.DEMO_CONTROL, demo.DEMO_COPY_PASTE,
                                  demo.DEMO_RECOMMENDED)
     copy_paste = getattr(demo_trainers, demo.DEMO_COPY_PASTE)  # supervised copy-paste for the same steps
     assert copy_paste.lr_phases == control.lr_phases and copy_paste.warm_start_trainer == control.warm_start_trainer
-    for warm in (recommended, demo_trainers.nnUNetTrainerDualUncWarmStart_demo,
-                 demo_trainers.nnUNetTrainerDualUncWarmStartPseudoDice_demo,
-                 demo_trainers.nnUNetTrainerDualUncWarmStartCopyPaste_demo,
-                 demo_trainers.nnUNetTrainerDualUncWarmStartFgRank_demo):
+    for warm in (recommended, demo_trainers.nnUNetTrainerDualUncWarmStart_demo):
         phases = (warm.pretrain_epochs, warm.stage1_epochs, warm.stage2_epochs)
         assert phases == control.lr_phases == demo_trainers.WARM_PHASES
         assert warm.iterations_per_epoch == demo_trainers.DEMO_ITERATIONS_PER_EPOCH
@@ -269,12 +265,24 @@ def test_demo_reports_the_gain_from_the_unlabelled_images():
     assert demo.unlabelled_gains({"warm_a": {"mean": 0.91}}) == {}
 
 
+def test_demo_last_screen_splits_the_gain_and_names_the_pictures_and_next_commands():
+    results = {demo.DEMO_START_MODEL: {"mean": 0.80}, demo.DEMO_CONTROL: {"mean": 0.88},
+               demo.DEMO_COPY_PASTE: {"mean": 0.90}, demo.DEMO_RECOMMENDED: {"mean": 0.915}}
+    lines = demo.format_gains(results, demo.unlabelled_gains(results)).splitlines()
+    assert lines[1:3] == [f"  {demo.DEMO_COPY_PASTE}: +2.0", f"  {demo.DEMO_RECOMMENDED}: +3.5"]
+    assert lines[3].startswith("What the unlabelled images add") and lines[3].endswith(": +1.5")
+    assert demo.format_gains({demo.DEMO_RECOMMENDED: {"mean": 0.9}}, {}) == ""
+    screen = demo.format_next_steps({"m": ["/x/overview.png", "/x/scatter.png"]})
+    assert "  /x/overview.png" in screen.splitlines() and "-tr nnUNetTrainerDualUncPlus" in screen
+
+
 def test_uncertainty_ranking_is_shown_beside_each_cases_dice(tmp_path):
     ranking = tmp_path / "uncertainty_ranking.tsv"
     ranking.write_text("rank\tcase\tmean_kl_foreground\tmean_kl_image\tforeground_voxels\n"
                        "1\tb\t0.5\t0.1\t10\n2\tc\t0.2\t0.05\t10\n3\ta\t0.1\t0.01\t10\n")
     case_dice = {"a": {1: 0.9, 2: 1.0}, "b": {1: 0.5, 2: 0.6}, "c": {1: 0.7, 2: 0.8}}
-    table, rho = demo.format_uncertainty_ranking(str(ranking), case_dice)
+    table, rho = demo.format_uncertainty_ranking(str(ranking), case_dice, str(tmp_path / "scatter.png"))
+    assert (tmp_path / "scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert table.splitlines()[2] == "| 1 | b | 0.5 | 0.5500 |"
     assert table.splitlines()[4] == "| 3 | a | 0.1 | 0.9500 |"
     assert rho == pytest.approx(-1.0)  # most uncertain = worst segmented, in this order

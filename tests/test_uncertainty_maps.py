@@ -1,6 +1,7 @@
 """Uncertainty maps at inference: Eq. 2 on probabilities, the per-case summary and ranking, the map's geometry.
 The whole command (preprocess -> both decoders -> original geometry) runs in test_integration.py."""
 import math
+import os
 
 import numpy as np
 import pytest
@@ -143,3 +144,30 @@ def test_cli_names_the_missing_model_folder_and_how_to_train_it(tmp_path, monkey
                   "-device", "cpu"])
     assert "no trained model in" in str(e.value.code)
     assert "nnUNetv2_train 977 2d FOLD -tr nnUNetTrainerDualUnc" in str(e.value.code)
+
+
+# ------------------------------------------------------------------------------------------------ overview picture
+def test_the_overview_shows_the_slice_with_most_uncertainty_over_the_foreground(tmp_path):
+    from nnunetv2_dualunc.inference.uncertainty_maps import most_uncertain_section
+    from nnunetv2_dualunc.plots import plot_uncertainty_overview, plot_uncertainty_vs_dice
+
+    image = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)  # two channels, three slices
+    segmentation = np.zeros((3, 4, 5), np.uint8)
+    segmentation[2, 1:3, 1:3] = 1
+    kl = np.zeros((3, 4, 5), np.float32)
+    kl[0] = 5.0                # slice 0: the most KL overall, but no foreground
+    kl[2, 1, 1] = 1.0          # slice 2: some KL inside the foreground
+    reference = segmentation.copy()
+    section = most_uncertain_section("c", image, segmentation, kl, reference)
+    np.testing.assert_array_equal(section.image, image[0, 2])  # first channel, slice 2
+    np.testing.assert_array_equal(section.uncertainty, kl[2])
+    np.testing.assert_array_equal(section.reference, reference[2])
+    nothing_segmented = most_uncertain_section("c", image, np.zeros_like(segmentation), kl)
+    np.testing.assert_array_equal(nothing_segmented.uncertainty, kl[0])  # then the slice with most KL
+    assert nothing_segmented.reference is None
+
+    plot_uncertainty_overview([section, nothing_segmented], str(tmp_path / "overview.png"))
+    plot_uncertainty_vs_dice([0.1, 0.3, 0.2], [0.9, 0.5, 0.7], -1.0, str(tmp_path / "scatter.png"))
+    for picture in ("overview.png", "scatter.png"):
+        assert (tmp_path / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(os.listdir(tmp_path)) == ["overview.png", "scatter.png"]

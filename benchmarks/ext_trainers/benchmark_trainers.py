@@ -31,17 +31,16 @@ from nnunetv2_dualunc.training.budget_variants import budget_variant
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 from nnunetv2_dualunc.training.copy_paste import nnUNetTrainerCopyPaste, nnUNetTrainerCopyPasteWarmStart
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
-from nnunetv2_dualunc.training.dualunc_copy_paste import nnUNetTrainerDualUncWarmStartCopyPaste
-from nnunetv2_dualunc.training.dualunc_copy_paste_pseudo_dice import (
-    nnUNetTrainerDualUncWarmStartCopyPastePseudoDice, nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceIfUndersegmented)
-from nnunetv2_dualunc.training.dualunc_fg_rank import nnUNetTrainerDualUncFgRank, nnUNetTrainerDualUncWarmStartFgRank
-from nnunetv2_dualunc.training.dualunc_light_aux import nnUNetTrainerDualUncLightAux
-from nnunetv2_dualunc.training.dualunc_pseudo_dice import nnUNetTrainerDualUncWarmStartPseudoDice
+from nnunetv2_dualunc.training.dualunc_plus import nnUNetTrainerDualUncWarmStartCopyPastePseudoDice
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
 from nnunetv2_dualunc.training.online_teacher import OnlineTeacherMixin
 from nnunetv2_dualunc.data.unlabelled_raw import find_unlabelled_cases
 from nnunetv2_dualunc.training.sample_sorting import nnUNetTrainerSelfTrainingSS
 from nnunetv2_dualunc.training.self_training import nnUNetTrainerSelfTraining
+from research_trainers import (nnUNetTrainerDualUncFgRank, nnUNetTrainerDualUncLightAux,
+                               nnUNetTrainerDualUncWarmStartCopyPaste,
+                               nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceIfUndersegmented,
+                               nnUNetTrainerDualUncWarmStartFgRank, nnUNetTrainerDualUncWarmStartPseudoDice)
 
 SEED_VARIABLE = "DUALUNC_BENCHMARK_SEED"
 

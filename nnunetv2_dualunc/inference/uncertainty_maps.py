@@ -8,6 +8,8 @@ images tells a user where to look. For every image of a folder this writes
     <case>_uncertainty.nii.gz  KL(main || aux) per voxel, float32, in the image's own geometry
     uncertainty_ranking.tsv    the cases, most uncertain first: mean KL over the voxels either decoder labels
                                foreground (the structures, whatever the field of view), and over the whole image
+    uncertainty_overview.png   the most uncertain cases, one row each: image, segmentation, uncertainty map and,
+                               given a reference folder, the reference
 
 Everything goes through nnU-Net's public pieces: the configuration's preprocessor, the predictor's sliding window
 (fold ensembling, Gaussian weighting, test-time mirroring) and its export to the original geometry. The predictor
@@ -27,10 +29,13 @@ from torch._dynamo import OptimizedModule
 
 from nnunetv2_dualunc.inference.predictors import sliding_window_predictor
 from nnunetv2_dualunc.network.dual_decoder import DualDecoderUNet
-from nnunetv2_dualunc.run_layout import UNCERTAINTY_MAP_SUFFIX, UNCERTAINTY_RANKING_FILE
+from nnunetv2_dualunc.plots import CaseSection, plot_uncertainty_overview
+from nnunetv2_dualunc.run_layout import UNCERTAINTY_MAP_SUFFIX, UNCERTAINTY_OVERVIEW_FILE, UNCERTAINTY_RANKING_FILE
 from nnunetv2_dualunc.tables import read_tsv, write_tsv
 
 UNCERTAINTY_RANKING_COLUMNS = ("rank", "case", "mean_kl_foreground", "mean_kl_image", "foreground_voxels")
+#: rows of uncertainty_overview.png: the most uncertain cases, where a reader looks first
+OVERVIEW_CASES = 4
 
 Fold = Union[int, str]
 
@@ -76,6 +81,18 @@ def read_uncertainty_ranking(path: str) -> List[CaseUncertainty]:
                     "write it with `nnunetv2_dualunc predict-uncertainty`")
     return [CaseUncertainty(row["case"], float(row["mean_kl_foreground"]), float(row["mean_kl_image"]),
                             int(row["foreground_voxels"])) for row in rows]
+
+
+def most_uncertain_section(case: str, image: np.ndarray, segmentation: np.ndarray, kl: np.ndarray,
+                           reference: Optional[np.ndarray] = None) -> CaseSection:
+    """The 2D section of a case to look at: a 2D image as it is; in 3D the slice along the first axis where the KL
+    summed over the segmented foreground is largest (over the whole slice if nothing is segmented). image:
+    (channels, *spatial), the first channel is shown; the others: spatial, as nnU-Net's reader and export give them."""
+    foreground = segmentation > 0
+    weights = kl * foreground if foreground.any() else kl
+    index = int(np.argmax(weights.reshape(weights.shape[0], -1).sum(axis=1)))
+    return CaseSection(case, image[0][index], segmentation[index], kl[index],
+                       None if reference is None else reference[index])
 
 
 def write_float_map(values: np.ndarray, path: str, properties: dict) -> None:
@@ -143,11 +160,15 @@ class UncertaintyPredictor:
 def predict_uncertainty_folder(model_folder: str, input_folder: str, output_folder: str,
                                folds: Optional[Sequence[Fold]] = None, checkpoint_name: str = "checkpoint_final.pth",
                                device: torch.device = torch.device("cuda"),
-                               use_mirroring: bool = True) -> List[CaseUncertainty]:
-    """Segmentations, KL maps and the uncertainty ranking of every image in input_folder (nnU-Net's naming:
-    CASE_0000<file ending>, one file per channel). The input folder is only read."""
+                               use_mirroring: bool = True,
+                               reference_folder: Optional[str] = None) -> List[CaseUncertainty]:
+    """Segmentations, KL maps, the uncertainty ranking and its overview picture of every image in input_folder
+    (nnU-Net's naming: CASE_0000<file ending>, one file per channel). reference_folder: segmentations named
+    CASE<file ending>, shown beside the predictions in the overview. The input folders are only read."""
     if not os.path.isdir(input_folder):
         raise FileNotFoundError(f"input folder {input_folder} does not exist")
+    if reference_folder is not None and not os.path.isdir(reference_folder):
+        raise FileNotFoundError(f"reference folder {reference_folder} does not exist")
     if os.path.abspath(input_folder) == os.path.abspath(output_folder):
         raise ValueError(f"output folder {output_folder} is the input folder: choose another one (input images "
                          f"are never overwritten)")
@@ -164,14 +185,30 @@ def predict_uncertainty_folder(model_folder: str, input_folder: str, output_fold
                              f"{model.file_ending})")
     os.makedirs(output_folder, exist_ok=True)
     writer = model.predictor.plans_manager.image_reader_writer_class()
-    summaries = []
+    summaries, sections = [], {}
     for files in cases:
         case = os.path.basename(files[0])[: -len("_0000" + model.file_ending)]
         segmentation, kl, aux_labels, properties = model.predict_case(files)
         writer.write_seg(segmentation, os.path.join(output_folder, case + model.file_ending), properties)
         write_float_map(kl, os.path.join(output_folder, case + UNCERTAINTY_MAP_SUFFIX), properties)
         summaries.append(summarise_case(case, kl, segmentation, aux_labels))
+        sections[case] = most_uncertain_section(case, writer.read_images(files)[0], segmentation, kl,
+                                                _reference(writer, reference_folder, case, model.file_ending))
         print(f"{case}: mean KL {summaries[-1].mean_kl_foreground:.4g} over {summaries[-1].foreground_voxels} "
               f"foreground voxels", flush=True)
     write_uncertainty_ranking(os.path.join(output_folder, UNCERTAINTY_RANKING_FILE), summaries)
+    shown = rank_by_uncertainty(summaries)[:OVERVIEW_CASES]
+    plot_uncertainty_overview([_titled(sections[c.case], rank, c) for rank, c in enumerate(shown, start=1)],
+                              os.path.join(output_folder, UNCERTAINTY_OVERVIEW_FILE))
     return summaries
+
+
+def _reference(reader, folder: Optional[str], case: str, file_ending: str) -> Optional[np.ndarray]:
+    """The case's reference segmentation (spatial), None without a reference folder or file for it."""
+    path = None if folder is None else os.path.join(folder, case + file_ending)
+    return reader.read_seg(path)[0][0] if path is not None and os.path.isfile(path) else None
+
+
+def _titled(section: CaseSection, rank: int, case: CaseUncertainty) -> CaseSection:
+    return CaseSection(f"#{rank} {case.case}\nmean KL {case.mean_kl_foreground:.3g}", section.image,
+                       section.segmentation, section.uncertainty, section.reference)

@@ -1,6 +1,6 @@
 """Does a labeller under-segment a class? Its pseudo-labels' class shares against the labelled cases' shares.
 
-Why: the Dice term on pseudo-labels (training/dualunc_pseudo_dice.py) gained where cross entropy leaves a class
+Why: the Dice term on pseudo-labels (`pseudo_label_dice`, training/dualunc_plus.py) gained where cross entropy leaves a class
 too small (ACDC's right ventricle: the stage-1 pseudo-labels hold 0.44-0.82 of the labelled cases' share of it, and
 the term brought the predicted RV volume from 0.60-0.91 to 0.71-1.07 of the reference) and cost Dice where nothing
 is too small (Hippocampus: 0.94-1.07; the term shrank the predicted hippocampus to 0.93-0.96 of the

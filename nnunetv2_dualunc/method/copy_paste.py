@@ -1,5 +1,5 @@
 """Bidirectional copy-paste between a labelled and a pseudo-labelled batch (after Bai et al., CVPR 2023, "BCP"):
-not the paper's, an option of the pseudo-labelled batch (training/dualunc_copy_paste.py).
+not the paper's, an option of the pseudo-labelled batch (training/dualunc_plus.py).
 
 Why: after a warm start DualUnc gains from seeing more images with labels about as good as the model
 (docs/BENCHMARKS.md section 8), and its pseudo-labels are mostly confidently wrong in whole structures. Mixing a

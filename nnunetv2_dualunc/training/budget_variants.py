@@ -53,7 +53,7 @@ def budget_variant(base: Type[nnUNetTrainer], name: str, epochs: Epochs, iterati
             for key, value in settings.items():
                 setattr(self, key, value)
 
-        namespace = dict(attributes, __init__=__init__)
+        namespace = dict(attributes, __init__=__init__, num_epochs=epochs)  # on the class too: for the catalogue
     if module is None:
         import inspect
         module = inspect.currentframe().f_back.f_globals.get("__name__", __name__)

@@ -1,21 +1,19 @@
 """Short-budget trainers for the CPU demo (nnunetv2_dualunc demo).
 
-The demo runs the recommended way to use the plugin (README, "Starting from a model you already have"): train
-nnUNetTrainer on the labelled cases, then continue that model with unlabelled images
-(nnUNetTrainerDualUncWarmStart) and, as the control, without them (nnUNetTrainerContinued), both for the same
+The demo runs the recommended way to use the plugin (README, "Which trainer"): train nnUNetTrainer on the labelled
+cases, then continue that model with the unlabelled images (nnUNetTrainerDualUncPlus) and, as the controls, without
+them (nnUNetTrainerContinued, and supervised copy-paste: nnUNetTrainerCopyPasteWarmStart), all for the same
 WARM_PHASES epochs with the same learning-rate schedule, so that the Dice table compares like with like.
 """
+from typing import Optional
+
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunetv2_dualunc.training.budget_variants import budget_variant
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 from nnunetv2_dualunc.training.copy_paste import nnUNetTrainerCopyPasteWarmStart
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
-from nnunetv2_dualunc.training.dualunc_copy_paste import nnUNetTrainerDualUncWarmStartCopyPaste
-from nnunetv2_dualunc.training.dualunc_copy_paste_pseudo_dice import (
-    nnUNetTrainerDualUncWarmStartCopyPastePseudoDice, nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceIfUndersegmented)
-from nnunetv2_dualunc.training.dualunc_fg_rank import nnUNetTrainerDualUncWarmStartFgRank
-from nnunetv2_dualunc.training.dualunc_pseudo_dice import nnUNetTrainerDualUncWarmStartPseudoDice
+from nnunetv2_dualunc.training.dualunc_plus import nnUNetTrainerDualUncPlus
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
 
 DEMO_EPOCHS = 10
@@ -31,29 +29,19 @@ nnUNetTrainer_demo = budget_variant(nnUNetTrainer, "nnUNetTrainer_demo", DEMO_EP
                                     DEMO_VAL_ITERATIONS, save_every=DEMO_SAVE_EVERY)
 
 
-def _warm_start_demo(trainer_class: type) -> type:
-    """A warm-start trainer at the demo's budget, continuing nnUNetTrainer_demo (K = 2 ranking snapshots)."""
+def warm_start_demo_variant(trainer_class: type, module: Optional[str] = None) -> type:
+    """A warm-start trainer at the demo's budget, continuing nnUNetTrainer_demo (K = 2 ranking snapshots), bound in
+    module (default: this one)."""
     return budget_variant(trainer_class, f"{trainer_class.__name__}_demo", WARM_PHASES, DEMO_ITERATIONS_PER_EPOCH,
-                          DEMO_VAL_ITERATIONS, num_snapshots=2, warm_start_trainer=nnUNetTrainer_demo.__name__)
+                          DEMO_VAL_ITERATIONS, module=module or __name__, num_snapshots=2,
+                          warm_start_trainer=nnUNetTrainer_demo.__name__)
 
 
+#: the recommended trainer at the demo's budget: the demo's default (ten runs of 2026-12-05: +1.6 over the control,
+#: 9 of 10 above)
+nnUNetTrainerDualUncPlus_demo = warm_start_demo_variant(nnUNetTrainerDualUncPlus)
 #: that model continued with the unlabelled images, Eq. 1 / Eq. 6 as the paper writes them
-nnUNetTrainerDualUncWarmStart_demo = _warm_start_demo(nnUNetTrainerDualUncWarmStart)
-#: the same with nnU-Net's Dice added to the pseudo-label loss (nnUNetTrainerDualUncWarmStartPseudoDice)
-nnUNetTrainerDualUncWarmStartPseudoDice_demo = _warm_start_demo(nnUNetTrainerDualUncWarmStartPseudoDice)
-#: the same ranking by Eq. 1 per foreground voxel (nnUNetTrainerDualUncWarmStartFgRank)
-nnUNetTrainerDualUncWarmStartFgRank_demo = _warm_start_demo(nnUNetTrainerDualUncWarmStartFgRank)
-#: the same with copy-paste between the labelled and the pseudo-labelled batch (nnUNetTrainerDualUncWarmStartCopyPaste):
-#: the recommended trainer until its pseudo-Dice successor below, and the demo's default until 2026-12-05
-nnUNetTrainerDualUncWarmStartCopyPaste_demo = _warm_start_demo(nnUNetTrainerDualUncWarmStartCopyPaste)
-#: copy-paste with nnU-Net's Dice on the pseudo-labels (nnUNetTrainerDualUncWarmStartCopyPastePseudoDice): the
-#: recommended trainer at the demo's budget and the demo's default (ten runs: +1.6 over the control, 9 of 10 above;
-#: docs/BENCHMARKS.md section 8, "ninth sitting")
-nnUNetTrainerDualUncWarmStartCopyPastePseudoDice_demo = _warm_start_demo(
-    nnUNetTrainerDualUncWarmStartCopyPastePseudoDice)
-#: the same, the Dice term kept only where the first pseudo-labels under-segment a class (method/class_volume.py)
-nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceIfUndersegmented_demo = _warm_start_demo(
-    nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceIfUndersegmented)
+nnUNetTrainerDualUncWarmStart_demo = warm_start_demo_variant(nnUNetTrainerDualUncWarmStart)
 
 
 def _continued_demo(trainer_class: type) -> type:

@@ -31,7 +31,7 @@ class nnUNetTrainerDualUnc(nnUNetTrainerSelfTrainingSS):
     - the rectified loss (Eq. 4) is applied at every deep-supervision scale with nnU-Net's scale weights;
     - inference and the predictor use the main decoder only;
     - the auxiliary decoder mirrors the main one (conv counts, widths); aux_convs_per_stage / aux_width make it
-      lighter (nnUNetTrainerDualUncLightAux).
+      lighter (a research option: benchmarks/ext_trainers/research_trainers.py).
     """
 
     #: convolutions per auxiliary decoder stage (None: as the main decoder) and its width relative to the main one
@@ -40,7 +40,7 @@ class nnUNetTrainerDualUnc(nnUNetTrainerSelfTrainingSS):
     #: exp(-KL) in Eq. 4 as a fixed weight without gradient (the paper is silent; False keeps the equation as written)
     detach_uncertainty_weight: bool = False
     #: add nnU-Net's soft Dice on the pseudo-labels to Eq. 4, each voxel weighted by exp(-KL) (not the paper's:
-    #: nnUNetTrainerDualUncPseudoDice)
+    #: on in nnUNetTrainerDualUncPlus, with copy-paste)
     pseudo_label_dice: bool = False
     #: with pseudo_label_dice: keep the Dice term only if the first pseudo-labels under-segment a class, i.e. give it
     #: less than this times its share of the labelled training cases' voxels (method/class_volume.py); None: always

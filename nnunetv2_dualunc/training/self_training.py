@@ -64,7 +64,7 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
     pseudo_label_mirroring: bool = False
     # --- copy-paste (copy_paste_fraction > 0) ---------------------------------------------------------------------
     # the last share of the final stage trains on unmixed batches (not the paper's; 0: mixing to the end), so that the
-    # network ends on images in their whole anatomical context (training/dualunc_copy_paste.py)
+    # network ends on images in their whole anatomical context (measured in the benchmarks; not recommended)
     copy_paste_unmixed_finish: float = 0.0
     # --- supervised loss ---------------------------------------------------------------------------------------
     # weight of each of Dice and CE on labelled cases: 0.5 is Eq. 5's (Dice + CE) / 2; nnU-Net sums them (1.0), so

@@ -63,7 +63,7 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
     # unlabelled samples per iteration, relative to the labelled batch size from the plans (1.0: as many)
     unlabelled_batch_fraction: float = 1.0
     # side of the box that bidirectional copy-paste mixes between the labelled and the pseudo-labelled batch,
-    # relative to the patch (0: off, the paper's Eq. 6; method/copy_paste.py, nnUNetTrainerDualUncWarmStartCopyPaste)
+    # relative to the patch (0: off, the paper's Eq. 6; method/copy_paste.py, nnUNetTrainerDualUncPlus)
     copy_paste_fraction: float = 0.0
     # the recipe-without-unlabelled-images control (see the module docstring): every second batch is drawn from the
     # labelled training cases with their labels, and no unlabelled image is preprocessed, ranked or pseudo-labelled

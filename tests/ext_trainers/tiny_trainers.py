@@ -14,8 +14,7 @@ from nnunetv2_dualunc.training.budget_variants import budget_variant
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 from nnunetv2_dualunc.training.copy_paste import nnUNetTrainerCopyPaste, nnUNetTrainerCopyPasteWarmStart
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
-from nnunetv2_dualunc.training.dualunc_copy_paste import nnUNetTrainerDualUncCopyPaste
-from nnunetv2_dualunc.training.dualunc_copy_paste_pseudo_dice import nnUNetTrainerDualUncWarmStartCopyPastePseudoDice
+from nnunetv2_dualunc.training.dualunc_plus import nnUNetTrainerDualUncPlus
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
 from nnunetv2_dualunc.training.online_teacher import OnlineTeacherMixin
 from nnunetv2_dualunc.training.self_training import nnUNetTrainerSelfTraining
@@ -29,8 +28,8 @@ nnUNetTrainerDualUncMirroredLabels_test = budget_variant(
 
 
 class nnUNetTrainerDualUncCopyPasteUnmixedFinish_test(
-        budget_variant(nnUNetTrainerDualUncCopyPaste, "_CopyPasteUnmixedFinishBudget", (2, 1, 2), 2, 1,
-                       num_snapshots=2, copy_paste_unmixed_finish=0.5)):
+        budget_variant(nnUNetTrainerDualUnc, "_CopyPasteUnmixedFinishBudget", (2, 1, 2), 2, 1,
+                       num_snapshots=2, copy_paste_fraction=2 / 3, copy_paste_unmixed_finish=0.5)):
     """Copy-paste whose last stage-2 epoch of two trains unmixed; logs each step's choice for the test to read."""
 
     def mixes_copy_paste(self) -> bool:
@@ -107,6 +106,6 @@ nnUNetTrainerCopyPasteWarmStart_test = budget_variant(nnUNetTrainerCopyPasteWarm
                                                       "nnUNetTrainerCopyPasteWarmStart_test", 4, 2, 1,
                                                       lr_phases=(2, 1, 1), warm_start_trainer="nnUNetTrainer_test")
 #: the recommended trainer's recipe without unlabelled images: its second batch from the labelled cases
-nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceRecipeOnly_test = budget_variant(
-    nnUNetTrainerDualUncWarmStartCopyPastePseudoDice, "nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceRecipeOnly_test",
+nnUNetTrainerDualUncPlusRecipeOnly_test = budget_variant(
+    nnUNetTrainerDualUncPlus, "nnUNetTrainerDualUncPlusRecipeOnly_test",
     (2, 1, 1), 2, 1, num_snapshots=2, warm_start_trainer="nnUNetTrainer_test", second_batch_from_labelled=True)

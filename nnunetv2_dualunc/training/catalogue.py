@@ -1,0 +1,99 @@
+"""The trainers a user chooses from, in one list: what nnUNet_extTrainer exports and `nnunetv2_dualunc trainers`
+prints, one line each.
+
+Research variants that were measured and not recommended are not here (benchmarks/ext_trainers/research_trainers.py);
+each is a class attribute of these trainers.
+"""
+from dataclasses import dataclass
+from typing import List, Tuple
+
+from nnunetv2_dualunc.training.budget_variants import (nnUNetTrainerDualUnc_20epochs,
+                                                       nnUNetTrainerSelfTraining_20epochs,
+                                                       nnUNetTrainerSelfTrainingSS_20epochs)
+from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
+from nnunetv2_dualunc.training.copy_paste import nnUNetTrainerCopyPaste, nnUNetTrainerCopyPasteWarmStart
+from nnunetv2_dualunc.training.demo_trainers import (nnUNetTrainer_demo, nnUNetTrainerContinued_demo,
+                                                     nnUNetTrainerCopyPasteWarmStart_demo, nnUNetTrainerDualUnc_demo,
+                                                     nnUNetTrainerDualUncPlus_demo, nnUNetTrainerDualUncWarmStart_demo)
+from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
+from nnunetv2_dualunc.training.dualunc_plus import (nnUNetTrainerDualUncCopyPastePseudoDice, nnUNetTrainerDualUncPlus,
+                                                    nnUNetTrainerDualUncPlusFromScratch,
+                                                    nnUNetTrainerDualUncWarmStartCopyPastePseudoDice)
+from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
+from nnunetv2_dualunc.training.sample_sorting import nnUNetTrainerSelfTrainingSS
+from nnunetv2_dualunc.training.self_training import nnUNetTrainerSelfTraining
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    trainer: type
+    purpose: str
+
+
+#: (heading, entries): the order a user reads them in
+CATALOGUE: Tuple[Tuple[str, Tuple[CatalogueEntry, ...]], ...] = (
+    ("Recommended", (
+        CatalogueEntry(nnUNetTrainerDualUncPlus, "you have an nnUNetTrainer model of this fold: continue it with the "
+                                                 "unlabelled images (copy-paste + pseudo-label Dice)"),
+        CatalogueEntry(nnUNetTrainerDualUncPlusFromScratch, "no model yet: the same recipe after the paper's teacher "
+                                                            "pre-training"),
+    )),
+    ("Controls: the same budget without unlabelled images (measure your own gain against these)", (
+        CatalogueEntry(nnUNetTrainerContinued, "your nnUNetTrainer model trained on for the warm start's epochs and "
+                                               "learning-rate phases, labelled cases only"),
+        CatalogueEntry(nnUNetTrainerCopyPasteWarmStart, "the same with supervised copy-paste between labelled samples: "
+                                                        "the strong recipe the recommended trainer must beat"),
+        CatalogueEntry(nnUNetTrainerCopyPaste, "supervised copy-paste from scratch (no unlabelled images needed)"),
+    )),
+    ("The paper (self-training with dual uncertainty) and its ablations", (
+        CatalogueEntry(nnUNetTrainerDualUnc, "the full method: teacher, Eq. 1 ranking, dual decoder, Eq. 4, two stages"),
+        CatalogueEntry(nnUNetTrainerDualUncWarmStart, "the paper's method continued from your nnUNetTrainer model"),
+        CatalogueEntry(nnUNetTrainerSelfTrainingSS, "ablation: self-training + sample sorting, one decoder, plain CE"),
+        CatalogueEntry(nnUNetTrainerSelfTraining, "ablation: plain self-training"),
+    )),
+    ("Short budgets (CPU tries, the demo)", (
+        CatalogueEntry(nnUNetTrainerDualUnc_20epochs, "nnUNetTrainerDualUnc in 20 epochs"),
+        CatalogueEntry(nnUNetTrainerSelfTrainingSS_20epochs, "nnUNetTrainerSelfTrainingSS in 20 epochs"),
+        CatalogueEntry(nnUNetTrainerSelfTraining_20epochs, "nnUNetTrainerSelfTraining in 20 epochs"),
+        CatalogueEntry(nnUNetTrainer_demo, "the demo's start model (nnUNetTrainer, 10 epochs of 50 steps)"),
+        CatalogueEntry(nnUNetTrainerDualUncPlus_demo, "the demo's recommended trainer"),
+        CatalogueEntry(nnUNetTrainerContinued_demo, "the demo's control"),
+        CatalogueEntry(nnUNetTrainerCopyPasteWarmStart_demo, "the demo's supervised copy-paste control"),
+        CatalogueEntry(nnUNetTrainerDualUncWarmStart_demo, "the paper's method at the demo's budget (warm start)"),
+        CatalogueEntry(nnUNetTrainerDualUnc_demo, "the paper's method at the demo's budget (from scratch)"),
+    )),
+    ("Earlier names, kept working", (
+        CatalogueEntry(nnUNetTrainerDualUncWarmStartCopyPastePseudoDice, "= nnUNetTrainerDualUncPlus"),
+        CatalogueEntry(nnUNetTrainerDualUncCopyPastePseudoDice, "= nnUNetTrainerDualUncPlusFromScratch"),
+    )),
+)
+
+
+def catalogued_trainers() -> List[type]:
+    """Every trainer of the catalogue, in its order."""
+    return [entry.trainer for _, entries in CATALOGUE for entry in entries]
+
+
+def default_budget(trainer: type) -> str:
+    """The trainer's epochs as a user would plan them: phases for Algorithm 1 and the warm-start controls."""
+    phases = None
+    if issubclass(trainer, nnUNetTrainerSelfTraining):
+        phases = (trainer.pretrain_epochs, trainer.stage1_epochs, trainer.stage2_epochs)
+    elif hasattr(trainer, "lr_phases"):
+        phases = tuple(trainer.lr_phases)
+    if phases is not None:
+        return " + ".join(str(p) for p in phases) + " epochs"
+    return f"{trainer.num_epochs} epochs" if hasattr(trainer, "num_epochs") else "nnU-Net's 1000 epochs"
+
+
+def format_catalogue() -> str:
+    """The catalogue as the `trainers` command prints it."""
+    width = max(len(t.__name__) for t in catalogued_trainers())
+    lines = []
+    for heading, entries in CATALOGUE:
+        lines += ["", heading]
+        for entry in entries:
+            lines.append(f"  {entry.trainer.__name__:<{width}}  {entry.purpose} [{default_budget(entry.trainer)}]")
+    lines += ["", "Train one with: nnUNetv2_train DATASET CONFIGURATION FOLD -tr NAME "
+                  "(after: export nnUNet_extTrainer=$(nnunetv2_dualunc trainer-path))"]
+    return "\n".join(lines[1:])
