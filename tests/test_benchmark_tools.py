@@ -652,3 +652,27 @@ def test_gain_sources_splits_the_gain_into_the_recipes_and_the_unlabelled_images
     assert "| ACDC 7 | 0 | 70.0 | 74.0 | 78.0 | 80.0 | 86.0 | +10.0 | +8.0 | +2.0 | 25 % |" in gain_sources.markdown([row])
     missing = gain_sources.gain_row("ACDC 7", compare_runs.read_run(folder), "other", "rec_oracle")
     assert missing["recipe_only"] is None and "| - |" in gain_sources.markdown([missing])
+
+
+def test_results_table_is_generated_from_the_stored_runs_into_the_marked_block(tmp_path):
+    import results_table
+
+    (tmp_path / "exp").mkdir()
+    folder = _write_metrics(tmp_path / "exp" / "seed0", 0, {
+        "supervised_continued": {"a": (0.70, 0.70)}, "rec_recipe_only": {"a": (0.78, 0.78)}, "rec": {"a": (0.80, 0.80)}})
+    with open(os.path.join(folder, "results.json"), "w") as f:
+        json.dump({"seed": 0, "recipe_twins": {"rec": "rec_recipe_only"}}, f)
+    manifest = {"method": "rec", "oracle": "rec_oracle", "settings": [
+        {"label": "ACDC 7", "runs": ["exp/seed0"], "budget": "650 steps", "hardware": "2-core CPU"}]}
+    (tmp_path / "current.json").write_text(json.dumps(manifest))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{results_table.BEGIN}\nold table\n{results_table.END}\noutro\n")
+    results_table.main(["--manifest", str(tmp_path / "current.json"), "--update", str(readme)])
+    text = readme.read_text()
+    assert "old table" not in text and text.startswith("intro\n") and text.endswith(f"{results_table.END}\noutro\n")
+    assert "| ACDC 7 | 0 | 70.0 | - | 78.0 | **80.0** | - | +2.0 |" in text and "650 steps; 2-core CPU" in text
+    results_table.main(["--manifest", str(tmp_path / "current.json"), "--update", str(readme)])
+    assert readme.read_text() == text  # rerunning reproduces the table
+    (tmp_path / "other.md").write_text("no markers\n")
+    with pytest.raises(SystemExit, match="other.md has no .* block"):
+        results_table.main(["--manifest", str(tmp_path / "current.json"), "--update", str(tmp_path / "other.md")])

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""The results table of the README and docs/RESULTS.md, generated from the stored result files.
+
+`docs/results/current.json` names the runs that make the current results: per setting, the stored run folders (each a
+copy of a benchmark work folder's `results.json` and `metrics_<method>.json`), the budget and the hardware. Each row
+is one setting and seed: nnU-Net continued, supervised copy-paste, the recommended trainer's recipe without unlabelled
+images (its twin), the recommended trainer, the oracle under its recipe, and what the unlabelled images add (the
+recommended trainer minus its twin), computed by benchmarks/gain_sources.py. A held-out test evaluation, where one is
+stored, gets a table of its own.
+
+    .venv/bin/python benchmarks/results_table.py --update README.md docs/RESULTS.md
+
+rewrites the part of each file between `<!-- results-table:begin -->` and `<!-- results-table:end -->` (and prints it),
+so rerunning it reproduces the tables; the result files are only read.
+"""
+import argparse
+import json
+import os
+import sys
+from typing import List, Optional, Sequence
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare_runs import read_run  # noqa: E402
+from gain_sources import gain_row  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MANIFEST = os.path.join(REPO, "docs", "results", "current.json")
+BEGIN, END = "<!-- results-table:begin -->", "<!-- results-table:end -->"
+
+
+def _cell(value: Optional[float], signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.1f}" if signed else f"{value:.1f}"
+
+
+def setting_rows(manifest: dict, results_root: str) -> List[dict]:
+    """gain_sources' row for every stored run of every setting, with the setting's budget and hardware."""
+    rows = []
+    for setting in manifest["settings"]:
+        for folder in setting["runs"]:
+            row = gain_row(setting["label"], read_run(os.path.join(results_root, folder)), manifest["method"],
+                           manifest["oracle"])
+            rows.append(dict(row, folder=folder, budget=setting["budget"], hardware=setting["hardware"]))
+    return rows
+
+
+def markdown(manifest: dict, rows: Sequence[dict], heldout: Optional[dict]) -> str:
+    lines = ["| setting | seed | nnU-Net continued | supervised copy-paste | recipe without unlabelled images | "
+             "**recommended trainer** | oracle (true labels for the unlabelled images) | what the unlabelled images "
+             "add (recommended − recipe) |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['setting']} | {r['seed']} | {_cell(r['control'])} | {_cell(r['copy_paste'])} | "
+                     f"{_cell(r['recipe_only'])} | **{_cell(r['method_dice'])}** | {_cell(r['oracle'])} | "
+                     f"{_cell(r['unlabelled_gain'], True)} |")
+    lines.append("")
+    lines.append("Mean Dice in points over the validation volumes and foreground classes; \"-\": not run (yet). ")
+    for setting in manifest["settings"]:
+        lines[-1] += (f"{setting['label']}: {setting['budget']}; {setting['hardware']}; result files "
+                      f"`docs/results/{os.path.dirname(setting['runs'][0]) if setting['runs'] else '-'}`. ")
+    lines[-1] = lines[-1].rstrip()
+    if heldout:
+        lines += ["", heldout["title"], "", "| run | " + " | ".join(heldout["columns"]) + " |",
+                  "|---|" + "---|" * len(heldout["columns"])]
+        lines += [f"| {row['run']} | " + " | ".join(row["values"]) + " |" for row in heldout["rows"]]
+        lines += ["", heldout["note"]]
+    return "\n".join(lines)
+
+
+def replace_block(text: str, table: str, path: str) -> str:
+    """text with the part between the markers replaced by table; a file without both markers is refused."""
+    if BEGIN not in text or END not in text or text.index(BEGIN) > text.index(END):
+        raise ValueError(f"{path} has no {BEGIN} ... {END} block to replace: add the two marker lines where the "
+                         f"table goes")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{table}\n{END}{tail}"
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--manifest", default=MANIFEST, help="default: docs/results/current.json")
+    parser.add_argument("--update", nargs="*", default=[], help="files whose marked block gets the table")
+    args = parser.parse_args(argv)
+    root = os.path.dirname(os.path.abspath(args.manifest))
+    with open(args.manifest) as f:
+        manifest = json.load(f)
+    heldout = None
+    if manifest.get("heldout"):
+        with open(os.path.join(root, manifest["heldout"])) as f:
+            heldout = json.load(f)
+    try:
+        table = markdown(manifest, setting_rows(manifest, root), heldout)
+        for path in args.update:
+            with open(path) as f:
+                text = f.read()
+            with open(path, "w") as f:
+                f.write(replace_block(text, table, path))
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"ERROR: {e}")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
