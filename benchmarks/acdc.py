@@ -5,7 +5,7 @@ DualUnc with equal gradient steps; validation patients' 3D volumes evaluated (Di
     .venv/bin/python benchmarks/acdc.py                          # CPU profile (2d_cpu), both subsets, all methods
     .venv/bin/python benchmarks/acdc.py --labelled labeled_7 --methods supervised dualunc
     .venv/bin/python benchmarks/acdc.py --profile gpu --seed 1   # nnU-Net's own 2d on one GPU
-Re-running a command resumes it. Results: <work>/<subset>/results.md (see docs/BENCHMARKS.md).
+Re-running a command resumes it. Results: <work>/<subset>/results.md (see docs/BENCHMARKING.md).
 """
 import os
 import sys

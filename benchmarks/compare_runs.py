@@ -2,8 +2,8 @@
 """Several benchmark runs (seeds) of the same subset side by side: is a method's gain larger than the seed noise?
 
 One CPU-profile run per method says little: two seeds of the same supervised baseline differed by 4 Dice points on
-ACDC (docs/BENCHMARKS.md). This reads the `metrics_<method>.json` files that `benchmarks/acdc.py` and
-`benchmarks/hippocampus.py` leave in their work folders (one folder per seed) and reports, per method:
+ACDC (docs/log/2026-11-25_acdc-cpu-profile-from-scratch.md). This reads the `metrics_<method>.json` files that
+`benchmarks/acdc.py` and `benchmarks/hippocampus.py` leave in their work folders (one folder per seed) and reports, per method:
 
 - mean Dice of each run, and mean +- standard deviation over the runs that have the method;
 - the difference to a reference method (default: supervised) in each run that has both, and its mean;
@@ -14,7 +14,7 @@ ACDC (docs/BENCHMARKS.md). This reads the `metrics_<method>.json` files that `be
   results.json), where the run has it: what the unlabelled images add on top of the recipe.
 
     .venv/bin/python benchmarks/compare_runs.py /tmp/dualunc_bench/ACDC_labeled_7_cpu_seed{0,1}/labeled_7 \\
-        --out docs/results/acdc_cpu_labeled_7_seeds
+        --out docs/results/2026-11-25_acdc-cpu-profile-from-scratch/acdc_cpu_labeled_7_seeds
 
 Writes <out>.md and <out>.json when --out is given; the work folders are only read.
 """

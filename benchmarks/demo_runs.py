@@ -6,7 +6,8 @@ the same supervised model and is compared with the same control (the same model 
 unlabelled images), so the gains of one folder are paired. This prints, per method, the mean Dice of every run and
 its gain over the control in each run.
 
-    .venv/bin/python benchmarks/demo_runs.py /tmp/demo/run1 /tmp/demo/run2 --out docs/results/demo_runs
+    .venv/bin/python benchmarks/demo_runs.py /tmp/demo/run1 /tmp/demo/run2 \\
+        --out docs/results/<date>_<experiment>/demo_runs
 
 With --test-cases N every run's trained models are first scored again on N synthetic test cases of the run's own
 dataset seed (the first ones are the run's own test cases: each split draws from its own random stream), predicted

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Where each point of gain comes from: per setting and seed, the controls and the semi-supervised trainer side by
-side, from the benchmark runner's work folders (docs/BENCHMARKS.md section 8, "2026-12-07").
+side, from the benchmark runner's work folders (docs/log/2026-12-07_recipe-controls.md).
 
 Columns (mean Dice over the validation volumes and classes, in points): nnU-Net continued (`supervised_continued`),
 supervised copy-paste (`copy_paste_continued`), the recipe without unlabelled images (the method's `_recipe_only`
@@ -9,7 +9,8 @@ twin minus nnU-Net continued (the recipe's share) and the method minus its twin 
 how much of the twin-to-oracle gap the method closes. A missing run is "-".
 
     .venv/bin/python benchmarks/gain_sources.py "ACDC 7 labelled, teacher A=/tmp/dualunc_bench/acdc7_20261207_teacherA_seed0/labeled_7" \\
-        "ACDC 7 labelled, teacher A=/tmp/dualunc_bench/acdc7_20261207_teacherA_seed1/labeled_7" --out docs/results/...
+        "ACDC 7 labelled, teacher A=/tmp/dualunc_bench/acdc7_20261207_teacherA_seed1/labeled_7" \\
+        --out docs/results/2026-12-07_recipe-controls/...
 
 Writes <out>.md and <out>.json when --out is given; the work folders are only read.
 """
@@ -24,7 +25,8 @@ CONTROL, COPY_PASTE = "supervised_continued", "copy_paste_continued"
 
 def gain_row(label: str, run: Run, method: str, oracle: str) -> dict:
     """One setting and seed: each column's mean Dice in points (None where the run lacks it) and the differences."""
-    twin = run.recipe_twins.get(method)
+    # a run records a twin once its method finished; until then the oracle's twin (the same recipe) stands in
+    twin = run.recipe_twins.get(method) or run.recipe_twins.get(oracle)
 
     def points(name: Optional[str]) -> Optional[float]:
         return 100 * run.mean_dice(name) if name in run.case_dice else None
@@ -39,7 +41,8 @@ def gain_row(label: str, run: Run, method: str, oracle: str) -> dict:
                recipe_gain=minus(row["recipe_only"], row["control"]),
                unlabelled_gain=minus(row["method_dice"], row["recipe_only"]))
     gap = minus(row["oracle"], row["recipe_only"])
-    row["gap_closed"] = None if gap is None or gap <= 0 else row["unlabelled_gain"] / gap
+    row["gap_closed"] = None if gap is None or gap <= 0 or row["unlabelled_gain"] is None \
+        else row["unlabelled_gain"] / gap
     return row
 
 

@@ -19,8 +19,8 @@ Steps (each one's figures are written to <out>/gpu_calibration.json as soon as i
   4. the step budget that keeps one method within --minutes on this GPU.
 
     python benchmarks/gpu_calibration.py --work /tmp/gpucal --out ./gpu_calibration --device cuda \
-        --plans-from docs/results/acdc_labeled_7_nnUNetPlans.json
-(docs/BENCHMARKS.md section 5 has the device-lease commands around it.)
+        --plans-from docs/results/2026-11-26_gpu-calibration-and-speed/acdc_labeled_7_nnUNetPlans.json
+(docs/log/2026-11-26_gpu-calibration-and-speed.md has the device-lease commands around it.)
 """
 import argparse
 import glob

@@ -4,7 +4,7 @@ methods with equal gradient steps; the 20 validation cases evaluated (Dice, Jacc
 
     .venv/bin/python benchmarks/hippocampus.py                     # CPU profile, both subsets, all methods
     .venv/bin/python benchmarks/hippocampus.py --labelled labeled_9 --methods supervised dualunc
-Re-running a command resumes it. Results: <work>/<subset>/results.md (see docs/BENCHMARKS.md).
+Re-running a command resumes it. Results: <work>/<subset>/results.md (see docs/BENCHMARKING.md).
 """
 import os
 import sys
@@ -21,9 +21,10 @@ PROFILES = {  # --profile -> (trainer budget profile, configuration, derived fro
     "cpu_teacher": ("hippoCPUteacher", "3d_fullres_bs2", BATCH_2, "cpu"),
     # warm-start protocol (issue 11): trains cpu_teacher's supervised model first if it is missing
     "cpu_warm": ("hippoCPUwarm", "3d_fullres_bs2", BATCH_2, "cpu"),
-    # the same with stages four times as long (860 steps), where the oracle may have room (docs/BENCHMARKS.md section 8)
+    # the same with stages four times as long (860 steps), where the oracle may have room
+    # (docs/log/2026-12-06_hippocampus-longer-stages-and-guarded-dice-term.md)
     "cpu_warm_long": ("hippoCPUwarmLong", "3d_fullres_bs2", BATCH_2, "cpu"),
-    # the first CPU profile (batch 7 as planned, 100 steps; docs/BENCHMARKS.md section 6)
+    # the first CPU profile (batch 7 as planned, 100 steps; docs/log/2026-11-26_hippocampus-cpu-profile.md)
     "cpu-batch7": ("hippoCPU", "3d_fullres", None, "cpu"),
     "paper": ("paper", "3d_fullres", None, "cuda"),
 }

@@ -5,10 +5,12 @@ nnU-Net logs per epoch the pseudo-Dice of its validation patches (per class) and
 their mean (EMA, the value it picks checkpoint_best by). Pseudo-Dice comes from a few random validation patches per
 epoch, and the EMA (0.9 old + 0.1 new) lags about ten epochs behind, so the plateau is read from a trailing
 window instead: the first epoch whose --window-epoch mean of the mean pseudo-Dice comes within --tolerance
-of the best such mean. That is the plateau the warm-start protocol needs its teacher to reach (docs/BENCHMARKS.md).
+of the best such mean. That is the plateau the warm-start protocol needs its teacher to reach
+(docs/log/2026-12-01_acdc-warm-start-protocol.md).
 Prints every --every-th epoch.
 
-    .venv/bin/python benchmarks/learning_curve.py FOLD_FOLDER [--every 5] [--tolerance 0.01] [--out docs/results/x]
+    .venv/bin/python benchmarks/learning_curve.py FOLD_FOLDER [--every 5] [--tolerance 0.01] \\
+        [--out docs/results/<date>_<experiment>/x]
 """
 import argparse
 import os

@@ -6,8 +6,10 @@ machines, but each comparison's <out>.json keeps every run's mean Dice per metho
 reference. This pools those per-run differences over several files (all with the same reference), so that a verdict
 over every paired run of a method (e.g. "+3 on average, positive in every run") comes from the files, not from typing:
 
-    .venv/bin/python benchmarks/pool_comparisons.py t6=docs/results/acdc_cpu_warm_teacher6_labeled_7_seeds.json \\
-        t7=docs/results/acdc_cpu_warm_teacher7_labeled_7_seeds.json --out docs/results/acdc_pooled
+    .venv/bin/python benchmarks/pool_comparisons.py \\
+        t6=docs/results/2026-12-04_per-foreground-ranking-at-7-labelled/acdc_cpu_warm_teacher6_labeled_7_seeds.json \\
+        t7=docs/results/2026-12-05_copy-paste-three-more-seeds-and-postprocessing/acdc_cpu_warm_teacher7_labeled_7_seeds.json \\
+        --out docs/results/<date>_<experiment>/acdc_pooled
 
 Case-level statistics (cases better, Wilcoxon) stay in each file's own table: the files hold no per-case values.
 """

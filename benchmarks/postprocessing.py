@@ -3,9 +3,9 @@
 
 nnU-Net users end with `nnUNetv2_find_best_configuration`, which decides on the validation predictions whether
 keeping only the largest connected component (of all foreground, then of each class) helps, and applies that rule
-at inference. A recipe can gain Dice and still leave far false positives (copy-paste, docs/BENCHMARKS.md section 8:
-mean HD95 8.6 against 2.8 voxels): does the step users already run remove them, and does the Dice ranking of the
-methods survive it?
+at inference. A recipe can gain Dice and still leave far false positives (copy-paste,
+docs/log/2026-12-04_bidirectional-copy-paste.md: mean HD95 8.6 against 2.8 voxels): does the step users already
+run remove them, and does the Dice ranking of the methods survive it?
 
 For each work folder (one per seed) and method: the method's validation predictions are copied to
 <out>/<run>/<method>/, nnU-Net's `determine_postprocessing` chooses on the copy (against the run's references), its

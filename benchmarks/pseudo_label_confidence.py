@@ -11,7 +11,7 @@ would drop and of all voxels.
     W=/tmp/dualunc_bench/ACDC_warm_seed0/labeled_7
     DUALUNC_ORACLE_LABELS=/work/shared/datasets/ACDC/labelsTr nnUNet_raw=$W/nnUNet_raw \\
     .venv/bin/python benchmarks/pseudo_label_confidence.py --fold-folder <DualUnc fold folder> --recipe student \\
-        --out docs/results/<name>
+        --out docs/results/<date>_<experiment>/<name>
 
 The run folder and the datasets are only read.
 """

@@ -23,7 +23,7 @@ Recipes (argmax of the softmax; several weights: mean of their softmax outputs):
     W=/tmp/dualunc_bench/ACDC_warm_seed0/labeled_7
     DUALUNC_ORACLE_LABELS=/work/shared/datasets/ACDC/labelsTr nnUNet_raw=$W/nnUNet_raw \\
     .venv/bin/python benchmarks/pseudo_label_quality.py --fold-folder $W/nnUNet_results/<dataset>/<trainer>/fold_0 \\
-        --checkpoint source=<teacher's fold folder>/checkpoint_final.pth --out docs/results/<name>
+        --checkpoint source=<teacher's fold folder>/checkpoint_final.pth --out docs/results/<date>_<experiment>/<name>
 
 Dice per case = mean over the foreground classes of the volume's Dice (a class absent from both: 1). Prints and
 saves (--out) a table of mean Dice over all cases, over the reliable and the unreliable half of the run's ranking,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# What the unlabelled images add on top of the recommended trainer's recipe (docs/BENCHMARKS.md section 8,
-# "2026-12-07"): ACDC warm-start protocol (cpu_warm: a 2500-step nnUNetTrainer teacher, then 650 steps per method),
+# What the unlabelled images add on top of the recommended trainer's recipe (docs/log/2026-12-07_recipe-controls.md):
+# ACDC warm-start protocol (cpu_warm: a 2500-step nnUNetTrainer teacher, then 650 steps per method),
 # every run with supervised_continued, the supervised copy-paste trainer, the recommended trainer, its recipe-only
 # twin (the runner adds it) and, where named, the oracle under that recipe. Sequential on purpose (2 cores); rerunning
 # resumes every step. Run it from a pinned worktree (benchmarks/pinned_worktree.sh) with the checkout's venv:

@@ -2,7 +2,7 @@
 
 Each step is the nnU-Net command a user would type (plan and preprocess, train, predict), plus the plugin's
 predict-uncertainty for the DualUnc model. The default methods are the recommended use: a supervised model, then that
-model continued with the unlabelled images and, as the control, without them. Re-running on the same folder resumes.
+model continued with the unlabelled images and, as the controls, without them. Re-running on the same folder resumes.
 """
 import argparse
 import contextlib
@@ -376,9 +376,10 @@ def demo_entry(argv: Optional[Sequence[str]] = None) -> int:
     """Command line: nnunetv2_dualunc demo [--output-dir DIR] [--seed N] [--methods ...] [--verbose]."""
     parser = argparse.ArgumentParser(
         prog="nnunetv2_dualunc demo",
-        description="On a small synthetic semi-supervised dataset (CPU, a few minutes): train a supervised nnU-Net, "
-                    "continue it with the unlabelled images (DualUnc warm start with copy-paste and the pseudo-label "
-                    "Dice) and, as the control, without them, and compare their Dice on held-out cases.")
+        description="On a small synthetic semi-supervised dataset (CPU, about 15 minutes): train a supervised "
+                    "nnU-Net, continue it with the unlabelled images (nnUNetTrainerDualUncPlus) and, as the controls, "
+                    "without them (nnU-Net continued, supervised copy-paste), and compare their Dice on held-out "
+                    "cases; uncertainty maps and pictures of the recommended model.")
     parser.add_argument("--output-dir", default="./dualunc_demo",
                         help="Folder for the nnU-Net data, models, predictions and the Dice table; re-running "
                              "on the same folder resumes. Default: ./dualunc_demo")

@@ -650,8 +650,14 @@ def test_gain_sources_splits_the_gain_into_the_recipes_and_the_unlabelled_images
     assert row["total_gain"] == pytest.approx(10.0) and row["recipe_gain"] == pytest.approx(8.0)
     assert row["unlabelled_gain"] == pytest.approx(2.0) and row["gap_closed"] == pytest.approx(0.25)
     assert "| ACDC 7 | 0 | 70.0 | 74.0 | 78.0 | 80.0 | 86.0 | +10.0 | +8.0 | +2.0 | 25 % |" in gain_sources.markdown([row])
-    missing = gain_sources.gain_row("ACDC 7", compare_runs.read_run(folder), "other", "rec_oracle")
+    missing = gain_sources.gain_row("ACDC 7", compare_runs.read_run(folder), "other", "other_oracle")
     assert missing["recipe_only"] is None and "| - |" in gain_sources.markdown([missing])
+    with open(os.path.join(folder, "results.json"), "w") as f:  # the method not run yet: its oracle names the twin
+        json.dump({"seed": 0, "recipe_twins": {"rec_oracle": "rec_recipe_only"}}, f)
+    early = gain_sources.gain_row("ACDC 7", compare_runs.read_run(folder), "rec", "rec_oracle")
+    assert early["recipe_only"] == pytest.approx(78.0)
+    os.remove(os.path.join(folder, "metrics_rec.json"))  # the oracle and the twin finished, the method not yet
+    assert gain_sources.gain_row("ACDC 7", compare_runs.read_run(folder), "rec", "rec_oracle")["gap_closed"] is None
 
 
 def test_results_table_is_generated_from_the_stored_runs_into_the_marked_block(tmp_path):

@@ -49,7 +49,8 @@ PROFILES: Dict[str, Tuple[int, Tuple[int, int, int], int, int]] = {
     # ACDC 2d_cpu (3 mm, 128x128, 16->256, batch 8): 1500 steps; DualUnc ~45 min on 2 cores
     "acdcCPU": (30, (15, 8, 7), 50, 5),
     # ACDC nnU-Net 2d on one H100-class GPU: 8,000 steps; DualUnc ~16 min on an H200 by the step times measured with
-    # benchmarks/gpu_calibration.py (docs/BENCHMARKS.md section 5), ~21 min on an H100 if it scales with bandwidth
+    # benchmarks/gpu_calibration.py (docs/log/2026-11-26_gpu-calibration-and-speed.md), ~21 min on an H100 if it
+    # scales with bandwidth
     "acdcGPU": (32, (16, 8, 8), 250, 20),
     # ACDC 2d_cpu, supervised only, long enough to reach the validation plateau: the good teacher that the
     # warm-start profile (acdcCPUwarm) continues from; 2500 steps, ~25 min on 2 idle cores
@@ -232,7 +233,7 @@ class nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceOnlineTeacher(OnlineTeache
                                                                     nnUNetTrainerDualUncWarmStartCopyPastePseudoDice):
     """The recommended trainer with its pseudo-labels refreshed every step by an EMA teacher
     (training/online_teacher.py): a candidate for closing the gap between the recipe without unlabelled images and
-    the oracle (docs/BENCHMARKS.md section 8, "2026-12-07"). Not recommended until measured under a rule."""
+    the oracle (docs/log/2026-12-07_recipe-controls.md). Not recommended until measured under a rule."""
 
 
 class nnUNetTrainerDualUncWarmStartDetached(nnUNetTrainerDualUncWarmStart):
@@ -259,9 +260,10 @@ class nnUNetTrainerDualUncWarmStartSummedLoss(nnUNetTrainerDualUncWarmStart):
 
 class nnUNetTrainerDualUncWarmStartMirroredLabels(nnUNetTrainerDualUncWarmStart):
     """Warm-start DualUnc whose pseudo-labels are predicted with nnU-Net's test-time mirroring (the product attribute
-    pseudo_label_mirroring; Eq. 1's ranking stays unmirrored). Why: on teacher 3's unlabelled ACDC volumes mirroring
-    raised the pseudo-label Dice of the stage-1 teacher / the student by 1.0 / 1.4 points (section 8), for ~4x the
-    labelling time; the paper is silent on how pseudo-labels are inferred."""
+    pseudo_label_mirroring; Eq. 1's ranking stays unmirrored). Why: on the unlabelled ACDC volumes of the 2026-12-02
+    7-labelled teacher (0.744) mirroring raised the pseudo-label Dice of the stage-1 teacher / the student by 1.0 / 1.4
+    points (docs/log/2026-12-02_pseudo-label-quality-and-recipe-without-unlabelled.md), for ~4x the labelling time;
+    the paper is silent on how pseudo-labels are inferred."""
     pseudo_label_mirroring = True
 
 
@@ -296,7 +298,8 @@ class nnUNetTrainerDualUncWarmStartOneLRDecay(nnUNetTrainerDualUncWarmStart):
 def _longer_adaptation(pretrain: int, stage1: int, stage2: int) -> Tuple[int, int, int]:
     """Half of each stage's epochs moved into the first phase, same total (acdcCPUwarm: 3 + 5 + 5 -> 7 + 3 + 3): the
     teacher trains longer before it labels. Why: its pseudo-labels of the unlabelled cases score below what the
-    supervised control's final model would label (docs/BENCHMARKS.md section 8, pseudo-label quality)."""
+    supervised control's final model would label
+    (docs/log/2026-12-02_pseudo-label-quality-and-recipe-without-unlabelled.md)."""
     return pretrain + stage1 // 2 + stage2 // 2, stage1 - stage1 // 2, stage2 - stage2 // 2
 
 

@@ -51,7 +51,8 @@ class nnUNetTrainerDualUncCopyPastePseudoDiceIfUndersegmented(nnUNetTrainerDualU
     pseudo_label_dice_if_share_below = 0.85
 
 
-class nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceIfUndersegmented(nnUNetTrainerDualUncWarmStartCopyPastePseudoDice):
+class nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceIfUndersegmented(
+        nnUNetTrainerDualUncWarmStartCopyPastePseudoDice):
     pseudo_label_dice_if_share_below = 0.85
 
 

@@ -27,10 +27,10 @@ SPACING_ZYX = (5.0, 1.0, 1.0)
 
 # Sizes used by the demo (timed to fit its budget on a 2-core CPU); the tests have their own tiny preset. 60 test
 # cases, not 12: on 12 one missed lesion moves the mean Dice by ~3 points, as much as the gain the demo shows
-# (docs/BENCHMARKS.md, "The demo's test set"); predicting 48 more tiny cases costs seconds per model (measured
+# (docs/log/2026-12-03_demo-test-set-size.md); predicting 48 more tiny cases costs seconds per model (measured
 # 26-32 s for 60 against 26 s for 12: nnU-Net's start-up dominates). 3 labelled cases to 30 unlabelled, the
 # plugin's use case (few labels, many images): with 6 the gain stayed within the control's run-to-run spread, with
-# 3 it shows in repeated runs (the measured runs: docs/BENCHMARKS.md section 8, "fourth sitting").
+# 3 it shows in repeated runs (the measured runs: docs/log/2026-12-05_demo-at-3-labelled-cases.md).
 DEMO_PRESET = dict(n_labelled=3, n_unlabelled=30, n_test=60, shape=(4, 64, 64))
 
 # Each split draws from its own random stream so that adding cases to one split never changes another.

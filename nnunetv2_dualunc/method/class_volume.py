@@ -1,11 +1,11 @@
 """Does a labeller under-segment a class? Its pseudo-labels' class shares against the labelled cases' shares.
 
-Why: the Dice term on pseudo-labels (`pseudo_label_dice`, training/dualunc_plus.py) gained where cross entropy leaves a class
-too small (ACDC's right ventricle: the stage-1 pseudo-labels hold 0.44-0.82 of the labelled cases' share of it, and
-the term brought the predicted RV volume from 0.60-0.91 to 0.71-1.07 of the reference) and cost Dice where nothing
-is too small (Hippocampus: 0.94-1.07; the term shrank the predicted hippocampus to 0.93-0.96 of the
-reference). docs/BENCHMARKS.md section 8, tenth sitting. Labelled and unlabelled cases are assumed to come from
-one population, so that a class's share of the voxels is about the same in both.
+Why: the Dice term on pseudo-labels (`pseudo_label_dice`, training/dualunc_plus.py) gained where cross entropy leaves
+a class too small (ACDC's right ventricle: the stage-1 pseudo-labels hold 0.44-0.82 of the labelled cases' share of
+it, and the term brought the predicted RV volume from 0.60-0.91 to 0.71-1.07 of the reference) and cost Dice where
+nothing is too small (Hippocampus: 0.94-1.07; the term shrank the predicted hippocampus to 0.93-0.96 of the
+reference). docs/log/2026-12-06_hippocampus-longer-stages-and-guarded-dice-term.md. Labelled and unlabelled cases are
+assumed to come from one population, so that a class's share of the voxels is about the same in both.
 """
 from typing import Dict, Iterable, Optional, Sequence
 

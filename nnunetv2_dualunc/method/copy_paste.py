@@ -2,10 +2,11 @@
 not the paper's, an option of the pseudo-labelled batch (training/dualunc_plus.py).
 
 Why: after a warm start DualUnc gains from seeing more images with labels about as good as the model
-(docs/BENCHMARKS.md section 8), and its pseudo-labels are mostly confidently wrong in whole structures. Mixing a
-box of a labelled image (with its true label) into a pseudo-labelled image, and a box of a pseudo-labelled image
-into a labelled one, gives every pseudo-labelled sample a region of true labels and new context around the
-pseudo-labelled region, which dilutes those structural mistakes.
+(docs/log/2026-12-03_three-seeds-and-half-oracle.md, docs/log/2026-12-04_bidirectional-copy-paste.md), and its
+pseudo-labels are mostly confidently wrong in whole structures. Mixing a box of a labelled image (with its true label)
+into a pseudo-labelled image, and a box of a pseudo-labelled image into a labelled one, gives every pseudo-labelled
+sample a region of true labels and new context around the pseudo-labelled region, which dilutes those structural
+mistakes.
 
 Pure tensor functions: no nnU-Net imports. Targets are nnU-Net's deep-supervision list (full resolution first,
 each (B, 1, *spatial)); the box is drawn on the coarsest target's grid so that it covers exactly the same region

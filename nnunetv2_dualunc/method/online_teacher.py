@@ -4,8 +4,9 @@ images the same way). Not the paper's: in Algorithm 1 the pseudo-labels are fixe
 
 Why: the stored pseudo-labels come from the teacher before stage 1 and the student before stage 2; during a stage the
 network gets better than the model that labelled its targets (ACDC: the stage-1 pseudo-labels score below what the
-supervised control's final model would label, docs/BENCHMARKS.md section 8). An EMA of the network labels with
-weights at most a few hundred steps old, on the very augmented patch the student sees.
+supervised control's final model would label,
+docs/log/2026-12-02_pseudo-label-quality-and-recipe-without-unlabelled.md). An EMA of the network labels with weights
+at most a few hundred steps old, on the very augmented patch the student sees.
 
 Pure tensor functions: no trainer, no files.
 """

@@ -8,7 +8,7 @@ is "reliable" (the paper: the first half).
 Option (not the paper's): ``per_foreground_voxel`` divides u by the fraction of voxels the teacher labels as
 foreground. Why: the snapshots disagree mostly on and around the structures, so the image-wide mean grows with the
 structures' size, while small structures are the ones labelled worst; on ACDC (7 labelled, CPU profile) this size
-effect hid the ranking's signal (docs/BENCHMARKS.md, ranking quality).
+effect hid the ranking's signal (docs/log/2026-11-25_acdc-cpu-profile-from-scratch.md, ranking quality).
 """
 import json
 import math

@@ -1,10 +1,10 @@
 """The supervised control of a warm start: the existing model trained on, with its labelled cases alone.
 
 A warm-started semi-supervised run (nnUNetTrainerDualUncWarmStart) gives a model more gradient steps than it had, and
-more steps with a restarted learning rate help by themselves (ACDC, docs/BENCHMARKS.md section 8: +2 Dice points
-for supervised training alone). Whether the unlabelled images paid shows only against the same model trained the
-same extra epochs with the same learning-rate schedule and no unlabelled data: this trainer. The demo and the
-benchmarks compare against it; a user runs it to see the gain on their own data:
+more steps with a restarted learning rate help by themselves (ACDC, docs/log/2026-12-01_acdc-warm-start-protocol.md:
++2 Dice points for supervised training alone). Whether the unlabelled images paid shows only against the same model
+trained the same extra epochs with the same learning-rate schedule and no unlabelled data: this trainer. The demo and
+the benchmarks compare against it; a user runs it to see the gain on their own data:
 
     nnUNetv2_train DATASET 2d 0 -tr nnUNetTrainer                  # the model you have
     nnUNetv2_train DATASET 2d 0 -tr nnUNetTrainerDualUncWarmStart  # + unlabelled images
