@@ -55,3 +55,43 @@ def test_labelled_only_trainers_train_one_case_with_an_ignore_label_and_no_unlab
     twin_log = open(join(ws.root, "nnUNetTrainerDualUncPlusRecipeOnly_test.log")).read()
     assert "phase 'stage1': second batch from the labelled training cases" in twin_log
     assert "phase 'stage2': second batch from the labelled training cases" in twin_log
+
+
+SMALL_DATASET_ID = 996
+
+
+def _crop_case(raw: str, case: str, size: int) -> None:
+    """Cut a labelled case (image and label) down to its first size x size pixels, geometry kept."""
+    import SimpleITK as sitk
+
+    for path in (join(raw, "imagesTr", f"{case}_0000.nii.gz"), join(raw, "labelsTr", f"{case}.nii.gz")):
+        image = sitk.ReadImage(path)
+        sitk.WriteImage(image[:size, :size], path)
+
+
+def test_a_labelled_case_smaller_than_the_patch_trains_with_copy_paste_and_pseudo_labels(tmp_path):
+    """nnU-Net pads a case smaller than the patch when it samples it; the copy-paste trainers then mix padded
+    patches like any other, in the supervised second batch and with pseudo-labelled unlabelled cases."""
+    import SimpleITK as sitk
+    from batchgenerators.utilities.file_and_folder_operations import load_json
+
+    env = _base_env(str(tmp_path))
+    raw = write_synthetic_dataset(env["nnUNet_raw"], SMALL_DATASET_ID, n_labelled=3, n_unlabelled=4, n_test=0,
+                                  shape=(2, 48, 48), seed=0)
+    small = sorted(f[: -len("_0000.nii.gz")] for f in os.listdir(join(raw, "imagesTr")))[0]
+    _crop_case(raw, small, 12)
+    ws = NnUNetWorkspace(str(tmp_path), env, dataset_name(SMALL_DATASET_ID))
+    ws.run(["nnUNetv2_plan_and_preprocess", "-d", str(SMALL_DATASET_ID), "-c", "2d", "-np", "1"], "plan.log",
+           env=dict(env, nnUNet_n_proc_DA="1"))
+    ws.env["nnUNet_n_proc_DA"] = "0"
+    patch = load_json(join(env["nnUNet_preprocessed"], ws.dataset, "nnUNetPlans.json"))[
+        "configurations"]["2d"]["patch_size"]
+    small_shape = sitk.ReadImage(join(raw, "imagesTr", f"{small}_0000.nii.gz")).GetSize()[:2]
+    assert all(s < p for s, p in zip(small_shape, patch)), (small_shape, patch)  # the case really is smaller
+
+    train = ["nnUNetv2_train", str(SMALL_DATASET_ID), "2d", "all", "-device", "cpu", "-tr"]
+    ws.run(train + ["nnUNetTrainer_test"], "supervised.log")
+    for trainer in ("nnUNetTrainerCopyPasteWarmStart_test", "nnUNetTrainerDualUncPlus_test"):
+        log = ws.run(train + [trainer], f"{trainer}.log").log
+        assert os.path.isfile(join(ws.results_folder(trainer), "checkpoint_final.pth")), trainer
+        assert _mixed_batch_losses(log), trainer  # the mixed second batch trained

@@ -109,3 +109,6 @@ nnUNetTrainerCopyPasteWarmStart_test = budget_variant(nnUNetTrainerCopyPasteWarm
 nnUNetTrainerDualUncPlusRecipeOnly_test = budget_variant(
     nnUNetTrainerDualUncPlus, "nnUNetTrainerDualUncPlusRecipeOnly_test",
     (2, 1, 1), 2, 1, num_snapshots=2, warm_start_trainer="nnUNetTrainer_test", second_batch_from_labelled=True)
+#: the recommended trainer itself (copy-paste with pseudo-labelled unlabelled cases) at the tiny budget
+nnUNetTrainerDualUncPlus_test = budget_variant(nnUNetTrainerDualUncPlus, "nnUNetTrainerDualUncPlus_test", (2, 1, 1), 2,
+                                               1, num_snapshots=2, warm_start_trainer="nnUNetTrainer_test")
