@@ -137,10 +137,12 @@ class UncertaintyPredictor:
     def file_ending(self) -> str:
         return self.predictor.dataset_json["file_ending"]
 
-    def predict_case(self, image_files: Sequence[str]) -> Tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-        """(segmentation, KL map, auxiliary decoder's labels, properties), all in the image's original geometry."""
+    def predict_case(self, image: np.ndarray, properties: dict) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(segmentation, KL map, auxiliary decoder's labels), all in the image's original geometry. image and
+        properties as the dataset's reader returns them (the caller keeps the image: one read per case); properties
+        gains what nnU-Net's preprocessing records in it, which the export reads back."""
         p = self.predictor
-        data, _, properties = self.preprocessor.run_case(list(image_files), None, p.plans_manager,
+        data, _, _ = self.preprocessor.run_case_npy(image, None, properties, p.plans_manager,
                                                     p.configuration_manager, p.dataset_json)
         data = torch.from_numpy(data)
         results = {}
@@ -154,7 +156,7 @@ class UncertaintyPredictor:
         finally:
             self.network.inference_output = "main"
         (segmentation, p_main), (aux_labels, p_aux) = results["main"], results["auxiliary"]
-        return segmentation, kl_between_probabilities(p_main, p_aux), aux_labels, properties
+        return segmentation, kl_between_probabilities(p_main, p_aux), aux_labels
 
 
 def predict_uncertainty_folder(model_folder: str, input_folder: str, output_folder: str,
@@ -188,11 +190,12 @@ def predict_uncertainty_folder(model_folder: str, input_folder: str, output_fold
     summaries, sections = [], {}
     for files in cases:
         case = os.path.basename(files[0])[: -len("_0000" + model.file_ending)]
-        segmentation, kl, aux_labels, properties = model.predict_case(files)
+        image, properties = writer.read_images(files)
+        segmentation, kl, aux_labels = model.predict_case(image, properties)
         writer.write_seg(segmentation, os.path.join(output_folder, case + model.file_ending), properties)
         write_float_map(kl, os.path.join(output_folder, case + UNCERTAINTY_MAP_SUFFIX), properties)
         summaries.append(summarise_case(case, kl, segmentation, aux_labels))
-        sections[case] = most_uncertain_section(case, writer.read_images(files)[0], segmentation, kl,
+        sections[case] = most_uncertain_section(case, image, segmentation, kl,
                                                 _reference(writer, reference_folder, case, model.file_ending))
         print(f"{case}: mean KL {summaries[-1].mean_kl_foreground:.4g} over {summaries[-1].foreground_voxels} "
               f"foreground voxels", flush=True)
