@@ -70,8 +70,8 @@ def _crop_case(raw: str, case: str, size: int) -> None:
 
 
 def test_a_labelled_case_smaller_than_the_patch_trains_with_copy_paste_and_pseudo_labels(tmp_path):
-    """nnU-Net pads a case smaller than the patch when it samples it; the copy-paste trainers then mix padded
-    patches like any other, in the supervised second batch and with pseudo-labelled unlabelled cases."""
+    """nnU-Net pads a case smaller than the patch when it samples it; copy-paste then mixes the padded patch like any
+    other with a pseudo-labelled one, end to end through the recommended trainer."""
     import SimpleITK as sitk
     from batchgenerators.utilities.file_and_folder_operations import load_json
 
@@ -91,7 +91,8 @@ def test_a_labelled_case_smaller_than_the_patch_trains_with_copy_paste_and_pseud
 
     train = ["nnUNetv2_train", str(SMALL_DATASET_ID), "2d", "all", "-device", "cpu", "-tr"]
     ws.run(train + ["nnUNetTrainer_test"], "supervised.log")
-    for trainer in ("nnUNetTrainerCopyPasteWarmStart_test", "nnUNetTrainerDualUncPlus_test"):
-        log = ws.run(train + [trainer], f"{trainer}.log").log
-        assert os.path.isfile(join(ws.results_folder(trainer), "checkpoint_final.pth")), trainer
-        assert _mixed_batch_losses(log), trainer  # the mixed second batch trained
+    # the recommended trainer mixes each labelled patch, the padded small case's too, with a pseudo-labelled one (the
+    # supervised copy-paste trainers mix labelled patches in the same function; the second run is left out for CI time)
+    log = ws.run(train + ["nnUNetTrainerDualUncPlus_test"], "plus.log").log
+    assert os.path.isfile(join(ws.results_folder("nnUNetTrainerDualUncPlus_test"), "checkpoint_final.pth"))
+    assert _mixed_batch_losses(log)  # the mixed second batch trained
