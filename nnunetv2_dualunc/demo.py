@@ -22,8 +22,8 @@ from nnunetv2_dualunc.data.synthetic import (CHANNEL_SUFFIX, DATASET_ID, DEMO_PR
                                              write_synthetic_dataset)
 from nnunetv2_dualunc.nnunet_commands import console_script, nnunet_environment, run_logged, train_command
 from nnunetv2_dualunc.plots import plot_uncertainty_vs_dice
-from nnunetv2_dualunc.run_layout import (RANKING_VS_DICE_FILE, SAMPLE_RANKING_FILE, SEMI_SUPERVISED_PROGRESS_FILE,
-                                         UNCERTAINTY_OVERVIEW_FILE, UNCERTAINTY_RANKING_FILE, ranking_histogram_path)
+from nnunetv2_dualunc.run_layout import (RANKING_VS_DICE_FILE, SEMI_SUPERVISED_PROGRESS_FILE, UNCERTAINTY_OVERVIEW_FILE,
+                                         UNCERTAINTY_RANKING_FILE, ranking_histogram_path, sample_ranking_path)
 
 #: the recommended use (README): a supervised model (DEMO_START_MODEL), then that model continued with the unlabelled
 #: images (DEMO_RECOMMENDED) and, as the controls the gain is measured against, for as long without them: nnU-Net
@@ -205,8 +205,8 @@ def format_next_steps(pictures: Dict[str, List[str]]) -> str:
     for method, files in pictures.items():
         lines.append(f"Pictures of {method}:")
         lines += [f"  {path}" for path in files]
-    lines += ["Next, on your own nnU-Net dataset (README, \"Using it on your own dataset\"): put the unannotated images "
-              "in imagesUnlabeled/ beside imagesTr/, then",
+    lines += ["Next, on your own nnU-Net dataset (README, \"Using it on your own dataset\"): put the unannotated "
+              "images in imagesUnlabeled/ beside imagesTr/, then",
               "  export nnUNet_extTrainer=$(nnunetv2_dualunc trainer-path)",
               "  nnUNetv2_train DATASET 2d 0 -tr nnUNetTrainer             # or the model you have",
               "  nnUNetv2_train DATASET 2d 0 -tr nnUNetTrainerDualUncPlus  # the recommended trainer",
@@ -328,10 +328,12 @@ def run_demo(output_dir: str, seed: int = 0, methods: Sequence[str] = DEMO_METHO
     gain_lines = format_gains(results, gains)
     if gain_lines:
         table += "\n\n" + gain_lines
-    pictures = {method: [os.path.join(trainer_output_folder(env["nnUNet_results"], method, dataset_id), name)
-                         for name in (SEMI_SUPERVISED_PROGRESS_FILE, ranking_histogram_path(SAMPLE_RANKING_FILE))]
-                + [os.path.join(found["folder"], name) for name in (UNCERTAINTY_OVERVIEW_FILE, RANKING_VS_DICE_FILE)]
-                for method, found in uncertainty.items()}
+    pictures = {}
+    for method, found in uncertainty.items():
+        fold = trainer_output_folder(env["nnUNet_results"], method, dataset_id)
+        pictures[method] = [os.path.join(fold, SEMI_SUPERVISED_PROGRESS_FILE),
+                            ranking_histogram_path(sample_ranking_path(fold))] + \
+            [os.path.join(found["folder"], name) for name in (UNCERTAINTY_OVERVIEW_FILE, RANKING_VS_DICE_FILE)]
     print(table + "\n\n" + format_next_steps(pictures), flush=True)
     timings["total"] = round(clock.elapsed(), 1)
     summary = {"dataset": dataset_name(dataset_id), "seed": seed, "preset": preset, "labels": LABELS,

@@ -17,7 +17,7 @@ runs twice per image, once per decoder (``DualDecoderUNet.inference_output``), s
 """
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -201,17 +201,14 @@ def predict_uncertainty_folder(model_folder: str, input_folder: str, output_fold
               f"foreground voxels", flush=True)
     write_uncertainty_ranking(os.path.join(output_folder, UNCERTAINTY_RANKING_FILE), summaries)
     shown = rank_by_uncertainty(summaries)[:OVERVIEW_CASES]
-    plot_uncertainty_overview([_titled(sections[c.case], rank, c) for rank, c in enumerate(shown, start=1)],
+    plot_uncertainty_overview([replace(sections[c.case], title=f"#{rank} {c.case}\nmean KL {c.mean_kl_foreground:.3g}")
+                               for rank, c in enumerate(shown, start=1)],
                               os.path.join(output_folder, UNCERTAINTY_OVERVIEW_FILE))
     return summaries
 
 
 def _reference(reader, folder: Optional[str], case: str, file_ending: str) -> Optional[np.ndarray]:
     """The case's reference segmentation (spatial), None without a reference folder or file for it."""
-    path = None if folder is None else os.path.join(folder, case + file_ending)
-    return reader.read_seg(path)[0][0] if path is not None and os.path.isfile(path) else None
-
-
-def _titled(section: CaseSection, rank: int, case: CaseUncertainty) -> CaseSection:
-    return CaseSection(f"#{rank} {case.case}\nmean KL {case.mean_kl_foreground:.3g}", section.image,
-                       section.segmentation, section.uncertainty, section.reference)
+    if folder is None or not os.path.isfile(path := os.path.join(folder, case + file_ending)):
+        return None
+    return reader.read_seg(path)[0][0]
