@@ -9,6 +9,12 @@ the per-sample cost ratio, and peak memory (GPU: torch's peak allocation; CPU: p
 
 A DualUnc iteration is timed in pre-training (labelled batch only, both decoders supervised) and in a stage
 (labelled batch + an equally large pseudo-labelled batch, Eq. 6) -- the stage is what the <= 25 % target is about.
+An online baseline's step (phase "online": labelled + unlabelled batch, its teacher passes, strong view or pyramid
+included) is timed with --runs, e.g. against the recommended trainer's stage:
+
+    .venv/bin/python benchmarks/speed.py ... --runs nnUNetTrainer:- nnUNetTrainerDualUncPlus:stage2 \
+        nnUNetTrainerMeanTeacher:online nnUNetTrainerUAMT:online nnUNetTrainerURPC:online \
+        nnUNetTrainerFixMatch:online nnUNetTrainerBCP:online
 
     .venv/bin/python benchmarks/speed.py -d 507 -c 2d_cpu --work /tmp/dualunc_bench/ACDC_labeled_7_cpu_seed0/labeled_7
     .venv/bin/python benchmarks/speed.py ... --fold-folder <a finished DualUnc run's fold_0>   # + ranking share
@@ -28,9 +34,11 @@ from typing import Dict, List, Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_SCHEDULE_EPOCHS = {"pretrain": 200, "stage1": 200, "stage2": 200}
+#: the phase name of an online baseline's step (training/baselines/: Mean Teacher, UA-MT, URPC, FixMatch, BCP)
+ONLINE_PHASE = "online"
 
 
-def _synthetic_batch(trainer, batch_size: int) -> dict:
+def synthetic_batch(trainer, batch_size: int) -> dict:
     """Random images and label maps at every deep-supervision scale, shaped like nnU-Net's batches."""
     import torch
     import torch.nn.functional as F
@@ -70,16 +78,19 @@ def measure_one(trainer_class_name: str, dataset: str, configuration: str, phase
     trainer = get_trainer_from_args(dataset, configuration, 0, trainer_class_name, "nnUNetPlans", device=device)
     trainer.initialize()
     batch_size = trainer.configuration_manager.batch_size
-    batch = _synthetic_batch(trainer, batch_size)
+    batch = synthetic_batch(trainer, batch_size)
     trainer.network.train()
     samples = batch_size
-    if phase is not None:
+    if phase == ONLINE_PHASE:  # an online baseline: an unlabelled batch in every step, targets made in the step
+        trainer.dataloader_unlabelled = itertools.repeat(synthetic_batch(trainer, batch_size))
+        samples = 2 * batch_size
+    elif phase is not None:
         trainer.active_phase = Phase("pretrain")
         for _ in range(steps_before_phase):
             trainer.train_step(batch)
         trainer.active_phase = Phase(phase)
         if trainer.active_phase.uses_unlabelled:
-            trainer.dataloader_unlabelled = itertools.repeat(_synthetic_batch(trainer, batch_size))
+            trainer.dataloader_unlabelled = itertools.repeat(synthetic_batch(trainer, batch_size))
             samples = 2 * batch_size
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()

@@ -31,3 +31,18 @@ def add_ignore_label(raw_folder: str, ignore: int, band_width: int = 10) -> None
         annotated = sitk.GetImageFromArray(label)
         annotated.CopyInformation(image)
         sitk.WriteImage(annotated, os.path.join(labels, name))
+
+
+def trainer_factory(workspace, monkeypatch, fold=0, configuration: str = "2d"):
+    """trainer_class -> a trainer of a planned workspace's configuration on the CPU, built in this process (fold
+    "all" where the trainer splits its cases: four labelled cases are too few for nnU-Net's five folds)."""
+    import torch
+    from batchgenerators.utilities.file_and_folder_operations import load_json
+
+    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(name, workspace.env[name])
+    folder = os.path.join(workspace.env["nnUNet_preprocessed"], workspace.dataset)
+    plans = dict(load_json(os.path.join(folder, "nnUNetPlans.json")), continue_training=False)
+    dataset_json = load_json(os.path.join(folder, "dataset.json"))
+
+    return lambda trainer_class: trainer_class(dict(plans), configuration, fold, dataset_json, torch.device("cpu"))

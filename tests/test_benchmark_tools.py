@@ -586,19 +586,22 @@ def test_postprocessing_lets_nnunet_remove_a_far_false_positive_and_writes_compa
 
 def test_every_semi_supervised_method_has_a_recipe_twin_that_differs_only_in_its_second_batch():
     """The twin is the method's own class with second_batch_from_labelled set, at the same budget; an oracle's twin
-    is that of the method whose pseudo-labels it replaces."""
+    is that of the method whose pseudo-labels it replaces; BCP's is supervised copy-paste, which it equals with
+    labelled second batches."""
     twins = benchmark_trainers.RECIPE_TWINS
     assert twins["dualunc_warm_copy_paste_pseudo_dice"] == "dualunc_warm_copy_paste_pseudo_dice_recipe_only"
     assert twins["dualunc_warm_copy_paste_pseudo_dice_oracle"] == "dualunc_warm_copy_paste_pseudo_dice_recipe_only"
     assert twins["dualunc_warm_oracle"] == "dualunc_warm_recipe_only"
     assert "dualunc_warm_no_unlabelled" not in twins and "supervised_continued" not in twins
+    assert twins["mean_teacher_continued"] == "mean_teacher_continued_recipe_only"
+    assert twins["bcp_continued"] == "copy_paste_continued" and twins["bcp"] == "copy_paste"
     for method, twin in twins.items():
         trained = getattr(benchmark_trainers, benchmark_trainers.trainer_name(method, "acdcCPUwarm"))
         control = getattr(benchmark_trainers, benchmark_trainers.trainer_name(twin, "acdcCPUwarm"))
         assert control.second_batch_from_labelled and not trained.second_batch_from_labelled, method
-        for attribute in ("pretrain_epochs", "stage1_epochs", "stage2_epochs", "iterations_per_epoch",
-                          "copy_paste_fraction", "num_snapshots", "warm_start_trainer"):
-            assert getattr(control, attribute) == getattr(trained, attribute), (method, attribute)
+        for attribute in ("pretrain_epochs", "stage1_epochs", "stage2_epochs", "iterations_per_epoch", "num_epochs",
+                          "lr_phases", "copy_paste_fraction", "num_snapshots", "warm_start_trainer"):
+            assert getattr(control, attribute, None) == getattr(trained, attribute, None), (method, attribute)
         if not method.endswith("oracle"):
             assert getattr(control, "pseudo_label_dice", None) == getattr(trained, "pseudo_label_dice", None)
 

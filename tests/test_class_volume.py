@@ -8,7 +8,7 @@ from nnunetv2_dualunc.method.schedule import Phase
 from nnunetv2_dualunc.run_layout import pseudo_label_folder
 from nnunetv2_dualunc.training.dualunc_plus import nnUNetTrainerDualUncPlus
 from nnunetv2_dualunc.training.self_training import nnUNetTrainerSelfTraining
-from test_losses import _trainer_factory
+from helpers import trainer_factory
 
 
 def test_class_shares_pool_the_annotated_voxels_of_all_segmentations():
@@ -33,7 +33,7 @@ def test_the_dice_term_is_kept_only_where_the_first_pseudo_labels_undersegment_a
         planned_workspace, monkeypatch, tmp_path, remove_class_1, kept):
     """Pseudo-labels equal to the labelled training cases switch the Dice term off in both stages; the same with
     class 1 erased (share ratio 0 < 0.85) keep it; the unguarded trainer always keeps it."""
-    make_trainer = _trainer_factory(planned_workspace, monkeypatch, fold="all")
+    make_trainer = trainer_factory(planned_workspace, monkeypatch, fold="all")
     # only the guard's part of entering a phase: ranking and pseudo-labelling are replaced by the files below
     monkeypatch.setattr(nnUNetTrainerSelfTraining, "_enter_phase", lambda self, phase: None)
     trainer = make_trainer(type("IfUndersegmented", (nnUNetTrainerDualUncPlus,), {"pseudo_label_dice_if_share_below": 0.85}))

@@ -1,10 +1,10 @@
 """Eq. 2 / Eq. 4 against values computed by hand."""
 import math
-import os
 
 import pytest
 import torch
 
+from helpers import trainer_factory
 from nnunetv2_dualunc.method.losses import (PseudoLabelCrossEntropyLoss, RectifiedPseudoLabelLoss, kl_divergence_map,
                                             pseudo_label_cross_entropy, rectified_pseudo_label_loss)
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
@@ -133,20 +133,6 @@ def test_dice_term_skips_ignored_voxels_and_its_weight_has_no_gradient():
     assert torch.allclose(with_dice_grad, eq4_grad, atol=1e-6)
 
 
-def _trainer_factory(planned_workspace, monkeypatch, fold=0):
-    """trainer_class -> a trainer of the planned synthetic dataset's 2d configuration on the CPU (fold "all" where
-    the trainer splits its cases: four labelled cases are too few for nnU-Net's five folds)."""
-    from batchgenerators.utilities.file_and_folder_operations import load_json
-
-    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-        monkeypatch.setenv(name, planned_workspace.env[name])
-    folder = os.path.join(planned_workspace.env["nnUNet_preprocessed"], planned_workspace.dataset)
-    plans = dict(load_json(os.path.join(folder, "nnUNetPlans.json")), continue_training=False)
-    dataset_json = load_json(os.path.join(folder, "dataset.json"))
-
-    return lambda trainer_class: trainer_class(dict(plans), "2d", fold, dataset_json, torch.device("cpu"))
-
-
 @pytest.mark.parametrize("trainer_class", [_PSEUDO_DICE, _WARM_PSEUDO_DICE, nnUNetTrainerDualUncPlusFromScratch,
                                            nnUNetTrainerDualUncPlus])
 def test_pseudo_dice_trainers_add_nnunets_dice_to_eq4_at_every_scale(planned_workspace, monkeypatch, trainer_class):
@@ -155,7 +141,7 @@ def test_pseudo_dice_trainers_add_nnunets_dice_to_eq4_at_every_scale(planned_wor
     from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 
     from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
-    make_trainer = _trainer_factory(planned_workspace, monkeypatch)
+    make_trainer = trainer_factory(planned_workspace, monkeypatch)
 
     def unsupervised_loss(trainer_class):
         trainer = make_trainer(trainer_class)
@@ -184,7 +170,7 @@ def test_labelled_loss_is_eq5_halved_unless_summed_as_nnunet(planned_workspace, 
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
     from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
-    make_trainer = _trainer_factory(planned_workspace, monkeypatch)
+    make_trainer = trainer_factory(planned_workspace, monkeypatch)
 
     class Summed(nnUNetTrainerDualUnc):
         labelled_loss_weight = 1.0

@@ -60,12 +60,12 @@ class _TwoScaleNet(nn.Module):
         return [logits, logits[..., ::2, ::2]]
 
 
-def _bare_trainer(network: nn.Module, second_batch_from_labelled: bool = False):
+def _bare_trainer(network: nn.Module, second_batch_is_labelled: bool = False):
     trainer_class = type("OnlineTeacherTrainer", (OnlineTeacherMixin, nnUNetTrainerDualUncPlus),
                          {})
     trainer = object.__new__(trainer_class)
     trainer.device, trainer.current_epoch = torch.device("cpu"), 3
-    trainer.second_batch_from_labelled = second_batch_from_labelled
+    trainer.second_batch_is_labelled = second_batch_is_labelled
     trainer._network_module = lambda: network
     trainer.print_to_log_file = lambda *args: None
     return trainer
@@ -81,7 +81,7 @@ def test_second_batch_trains_with_the_teachers_argmax_and_the_teacher_survives_a
     expected = hard_targets(network(data))
     assert all(torch.equal(t, e) for t, e in zip(targets, expected)) and not torch.equal(targets[0], stored[0])
     # the twin (labelled second batch) keeps its true labels
-    assert _bare_trainer(network, second_batch_from_labelled=True).second_batch_targets(data, stored) is stored
+    assert _bare_trainer(network, second_batch_is_labelled=True).second_batch_targets(data, stored) is stored
 
     state = trainer.extra_checkpoint_state()
     _filled(network, 0.0)  # the network moves on; a resumed trainer must get the teacher back, not a copy of it

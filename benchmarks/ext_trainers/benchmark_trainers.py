@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from nnunetv2_dualunc.training.baselines.catalogue import BASELINE_METHOD_NAMES, BASELINES
+from nnunetv2_dualunc.training.baselines.online import nnUNetTrainerOnlineSemiSupervised
 from nnunetv2_dualunc.training.budget_variants import budget_variant
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 from nnunetv2_dualunc.training.copy_paste import nnUNetTrainerCopyPaste, nnUNetTrainerCopyPasteWarmStart
@@ -335,19 +337,31 @@ METHODS = {"supervised": None, "self_training": nnUNetTrainerSelfTraining,
            "dualunc_warm_one_lr_decay": nnUNetTrainerDualUncWarmStartOneLRDecay,
            # supervised copy-paste (the product's nnUNetTrainerCopyPaste): from scratch, and from the teacher
            "copy_paste": nnUNetTrainerCopyPaste, "copy_paste_continued": nnUNetTrainerCopyPasteWarmStart}
+# the comparison's online baselines (training/baselines/): "<name>" from scratch, "<name>_continued" warm-started
+for _scratch, _warm in BASELINES:
+    _method = BASELINE_METHOD_NAMES[_scratch.__name__]
+    METHODS[_method], METHODS[_method + "_continued"] = _scratch, _warm
 #: methods whose twin would not be their recipe (the ablation that drops the unlabelled batch has no second batch)
 _WITHOUT_TWIN = {"dualunc_warm_no_unlabelled"}
 #: mixins that change only the targets of the second batch: with labelled second batches they do nothing
 _TARGETS_ONLY = (OracleLabelsMixin, OnlineTeacherMixin)
 RECIPE_ONLY_SUFFIX = "_recipe_only"
+#: methods whose recipe without unlabelled images is another method exactly: BCP with labelled second batches is
+#: supervised copy-paste (the same loader, mixing, loss, phases and steps)
+_SHARED_TWINS = {"bcp": "copy_paste", "bcp_continued": "copy_paste_continued"}
 
 
 def _recipe_twins() -> Dict[str, str]:
     """method -> its recipe-without-unlabelled twin; the twin of a method that changes only the second batch's
     targets (an oracle, an online teacher) is that of the method whose targets it replaces."""
     method_of_class = {cls: method for method, cls in reversed(list(METHODS.items()))}  # first method per class
-    twins = {}
+    twins = dict(_SHARED_TWINS)
     for method, cls in METHODS.items():
+        if method in twins:
+            continue
+        if cls is not None and issubclass(cls, nnUNetTrainerOnlineSemiSupervised):  # the teacher is the method's
+            twins[method] = method + RECIPE_ONLY_SUFFIX
+            continue
         if cls is None or not issubclass(cls, nnUNetTrainerSelfTraining) or method in _WITHOUT_TWIN:
             continue
         recipe_method = method
@@ -361,7 +375,7 @@ def _recipe_twins() -> Dict[str, str]:
 
 RECIPE_TWINS = _recipe_twins()
 #: twin method -> the method whose recipe it runs
-TWIN_SOURCES = {twin: method for method, twin in RECIPE_TWINS.items() if not issubclass(METHODS[method], _TARGETS_ONLY)}
+TWIN_SOURCES = {twin: method for method, twin in RECIPE_TWINS.items() if twin == method + RECIPE_ONLY_SUFFIX}
 for _twin, _method in TWIN_SOURCES.items():  # one twin class per recipe class (two methods may share a class)
     _name = f"{METHODS[_method].__name__}RecipeOnly"
     if _name not in globals():

@@ -51,6 +51,28 @@ def sample_uncertainty(teacher_probabilities: Tensor, earlier_snapshot_probabili
     return score
 
 
+def prediction_instability(final_probabilities: Tensor, earlier_snapshot_probabilities: Iterable[Tensor]) -> float:
+    """ST++'s stability score turned into an uncertainty that sorts the same way as Eq. 1 (lower: more reliable):
+    1 - the mean over earlier snapshots of the class-mean IoU between their argmax and the final snapshot's (classes
+    present in neither map left out, as a confusion-matrix mean IoU leaves them out)."""
+    final = final_probabilities.argmax(0)
+    ious = []
+    for probabilities in earlier_snapshot_probabilities:
+        if probabilities.shape != final_probabilities.shape:
+            raise ValueError(f"snapshot prediction shape {tuple(probabilities.shape)} differs from the final "
+                             f"{tuple(final_probabilities.shape)}")
+        earlier = probabilities.argmax(0)
+        per_class = []
+        for c in range(final_probabilities.shape[0]):
+            union = ((final == c) | (earlier == c)).sum().item()
+            if union:
+                per_class.append(((final == c) & (earlier == c)).sum().item() / union)
+        ious.append(sum(per_class) / len(per_class))
+    if not ious:
+        raise ValueError("the stability score needs at least one earlier snapshot besides the final one")
+    return 1.0 - sum(ious) / len(ious)
+
+
 @dataclass(frozen=True)
 class RankedCase:
     case: str

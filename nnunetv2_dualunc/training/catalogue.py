@@ -7,6 +7,13 @@ each is a class attribute of these trainers.
 from dataclasses import dataclass
 from typing import List, Tuple
 
+from nnunetv2_dualunc.training.baselines.bcp import nnUNetTrainerBCP, nnUNetTrainerBCPWarmStart
+from nnunetv2_dualunc.training.baselines.fixmatch import nnUNetTrainerFixMatch, nnUNetTrainerFixMatchWarmStart
+from nnunetv2_dualunc.training.baselines.mean_teacher import (nnUNetTrainerMeanTeacher,
+                                                              nnUNetTrainerMeanTeacherWarmStart)
+from nnunetv2_dualunc.training.baselines.st_plus_plus import nnUNetTrainerSTPlusPlus, nnUNetTrainerSTPlusPlusWarmStart
+from nnunetv2_dualunc.training.baselines.ua_mt import nnUNetTrainerUAMT, nnUNetTrainerUAMTWarmStart
+from nnunetv2_dualunc.training.baselines.urpc import nnUNetTrainerURPC, nnUNetTrainerURPCWarmStart
 from nnunetv2_dualunc.training.budget_variants import (nnUNetTrainerDualUnc_20epochs,
                                                        nnUNetTrainerSelfTraining_20epochs,
                                                        nnUNetTrainerSelfTrainingSS_20epochs)
@@ -50,6 +57,21 @@ CATALOGUE: Tuple[Tuple[str, Tuple[CatalogueEntry, ...]], ...] = (
         CatalogueEntry(nnUNetTrainerDualUncWarmStart, "the paper's method continued from your nnUNetTrainer model"),
         CatalogueEntry(nnUNetTrainerSelfTrainingSS, "ablation: self-training + sample sorting, one decoder, plain CE"),
         CatalogueEntry(nnUNetTrainerSelfTraining, "ablation: plain self-training"),
+    )),
+    ("Other semi-supervised methods, on nnU-Net's planning, network and augmentation (the comparison; not yet "
+     "benchmarked here)", (
+        CatalogueEntry(nnUNetTrainerMeanTeacher, "Mean Teacher: consistency with an EMA teacher on noisy inputs"),
+        CatalogueEntry(nnUNetTrainerUAMT, "UA-MT: Mean Teacher counting only voxels the teacher is certain about"),
+        CatalogueEntry(nnUNetTrainerURPC, "URPC: the deep-supervision outputs agree, rectified by their uncertainty"),
+        CatalogueEntry(nnUNetTrainerFixMatch, "FixMatch: confident own predictions as targets of a strong view"),
+        CatalogueEntry(nnUNetTrainerBCP, "BCP: bidirectional copy-paste with an EMA teacher's pseudo-labels"),
+        CatalogueEntry(nnUNetTrainerSTPlusPlus, "ST++: self-training, stable images first, strong augmentation"),
+        CatalogueEntry(nnUNetTrainerMeanTeacherWarmStart, "Mean Teacher continuing your nnUNetTrainer model"),
+        CatalogueEntry(nnUNetTrainerUAMTWarmStart, "UA-MT continuing your nnUNetTrainer model"),
+        CatalogueEntry(nnUNetTrainerURPCWarmStart, "URPC continuing your nnUNetTrainer model"),
+        CatalogueEntry(nnUNetTrainerFixMatchWarmStart, "FixMatch continuing your nnUNetTrainer model"),
+        CatalogueEntry(nnUNetTrainerBCPWarmStart, "BCP continuing your nnUNetTrainer model"),
+        CatalogueEntry(nnUNetTrainerSTPlusPlusWarmStart, "ST++ continuing your nnUNetTrainer model"),
     )),
     ("Short budgets (CPU tries, the demo)", (
         CatalogueEntry(nnUNetTrainerDualUnc_20epochs, "nnUNetTrainerDualUnc in 20 epochs"),

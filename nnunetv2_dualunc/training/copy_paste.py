@@ -15,8 +15,6 @@ semi-supervised trainer sees samples. The second batch is the semi-supervised ba
 Choice where the copy-paste papers differ: the mixing runs in every epoch (the recommended trainer mixes only in its
 pseudo-label stages; its exact control is its own twin with ``second_batch_from_labelled``, not this trainer).
 """
-from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
-from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch import nn
 
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
@@ -31,8 +29,7 @@ class nnUNetTrainerCopyPaste(nnUNetTrainerSemiSupervised):
 
     def pseudo_label_loss(self) -> nn.Module:
         """nnU-Net's own per-scale loss (Dice + CE with its settings) for the mixed batch: its targets are labels."""
-        loss = nnUNetTrainer._build_loss(self)
-        return loss.loss if isinstance(loss, DeepSupervisionWrapper) else loss
+        return self.nnunet_scale_loss()
 
     def on_train_start(self):
         super().on_train_start()

@@ -58,6 +58,8 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
     reliable_fraction: float = 0.5
     # Eq. 1 per voxel the teacher labels foreground instead of per image voxel (not the paper's; see method/ranking)
     uncertainty_per_foreground_voxel: bool = False
+    # what case_uncertainty computes, recorded with the ranking so that a stored one is reused only for the same score
+    ranking_score: str = "eq1"
     # --- pseudo-labels -----------------------------------------------------------------------------------------
     # nnU-Net's test-time mirroring when pseudo-labelling (~2^d times slower). The ranking never mirrors: Eq. 1
     # compares snapshots with each other under identical conditions either way
@@ -160,6 +162,11 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
         probabilities = predictor.probabilities(data, weights)
         return pseudo_label_from_probabilities(probabilities.cpu().numpy(), nonzero_seg)
 
+    def case_uncertainty(self, teacher_probabilities: torch.Tensor, earlier_probabilities) -> float:
+        """The score an unlabelled case is ranked by (lower: more reliable) from the teacher's probabilities and
+        the earlier snapshots' (a lazy iterable). Default: Eq. 1."""
+        return sample_uncertainty(teacher_probabilities, earlier_probabilities, self.uncertainty_per_foreground_voxel)
+
     # Progress hooks inside Algorithm 1's long steps. They do nothing here; a subclass may report progress (the
     # resume tests kill training at them). Each runs before the step's result is on disk under its final name.
 
@@ -201,6 +208,8 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
         snapshots = self.stage_schedule.snapshot_epochs
         score_settings = {"snapshot_epochs": list(snapshots),
                           "uncertainty_per_foreground_voxel": bool(self.uncertainty_per_foreground_voxel)}
+        if self.ranking_score != "eq1":  # older rankings have no such key: they are Eq. 1's
+            score_settings["ranking_score"] = self.ranking_score
         settings = dict(score_settings, reliable_fraction=self.reliable_fraction)
         stored = reusable_ranking(path, score_settings, self.unlabelled_cases)
         if stored is not None:
@@ -219,7 +228,7 @@ class nnUNetTrainerSelfTraining(nnUNetTrainerSemiSupervised):
             data = self._load_unlabelled_image(case)
             teacher = predictor.probabilities(data, weights[snapshots[-1]])
             earlier = (predictor.probabilities(data, weights[e]) for e in snapshots[:-1])
-            scores[case] = sample_uncertainty(teacher, earlier, self.uncertainty_per_foreground_voxel)
+            scores[case] = self.case_uncertainty(teacher, earlier)
             self.on_case_scored(case, scores[case])
         ranking = rank_cases(scores, self.reliable_fraction)
         write_ranking(path, ranking, settings)

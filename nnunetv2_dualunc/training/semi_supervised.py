@@ -8,7 +8,9 @@ What it adds to nnUNetTrainer:
   training augmentation;
 - a train step that concatenates a labelled and an unlabelled batch in one forward pass and adds the loss hook
   ``pseudo_label_loss`` on the unlabelled outputs to the supervised loss (Eq. 6), optionally after copy-paste mixing
-  of the unlabelled batch with the labelled one (``copy_paste_fraction``, method/copy_paste.py);
+  of the unlabelled batch with the labelled one (``copy_paste_fraction``, method/copy_paste.py); other methods
+  (training/baselines/) change the second batch (``second_batch``, ``second_batch_targets``), its loss
+  (``second_batch_loss``) or its weight (``unsupervised_weight``);
 - one switch, ``second_batch_from_labelled``, that turns any such trainer into the control of its own recipe: the
   second batch comes from the labelled training cases with their true labels (same network, losses, mixing, batch
   sizes, phases and steps; not one unlabelled image read). A gain over that twin is what the unlabelled images add;
@@ -36,6 +38,7 @@ from torch._dynamo import OptimizedModule
 from nnunetv2_dualunc.atomic_files import write_via_temporary
 from nnunetv2_dualunc.data.checks import check_labelled_preprocessed_folder
 from nnunetv2_dualunc.data.unlabelled import load_unlabelled_identifiers, preprocess_unlabelled
+from nnunetv2_dualunc.data.unlabelled_batches import UniformPatchLoader, UnlabelledImagesDataset
 from nnunetv2_dualunc.method.copy_paste import copy_paste
 from nnunetv2_dualunc.method.losses import PseudoLabelCrossEntropyLoss
 from nnunetv2_dualunc.plots import plot_semi_supervised_progress
@@ -91,6 +94,8 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
         self.unlabelled_preprocessed_folder: Optional[str] = None
         self.unlabelled_cases: List[str] = []
         self.dataloader_unlabelled = None
+        # whether the second batch in use holds labelled cases with their true labels (use_labelled_second_batch)
+        self.second_batch_is_labelled = False
         self._add_progress_keys()
 
     # ------------------------------------------------------------------------------------------ nnU-Net hooks
@@ -166,10 +171,7 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
         n_labelled = data.shape[0]
         pseudo_target = None
         if self.dataloader_unlabelled is not None:  # see use_unlabelled_cases
-            data_u, pseudo_target = self._to_device(next(self.dataloader_unlabelled))
-            pseudo_target = self.second_batch_targets(data_u, pseudo_target)
-            if self.mixes_copy_paste():
-                data_u, pseudo_target = copy_paste(data, target, data_u, pseudo_target, self.copy_paste_fraction)
+            data_u, pseudo_target = self.second_batch(data, target, *self._to_device(next(self.dataloader_unlabelled)))
             data = torch.cat((data, data_u))
 
         self.optimizer.zero_grad(set_to_none=True)
@@ -180,8 +182,8 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
             result = {}
             if pseudo_target is not None:
                 unlabelled = [[scale[n_labelled:] for scale in head] for head in heads]
-                loss_u = self.unsupervised_loss(*unlabelled, pseudo_target)
-                loss = loss + loss_u
+                loss_u = self.second_batch_loss(unlabelled, pseudo_target)
+                loss = loss + self.unsupervised_weight() * loss_u
                 result["unsupervised_losses"] = loss_u.detach()
                 result.update(self.unlabelled_diagnostics(unlabelled))
         self._apply_gradients(loss)
@@ -193,10 +195,35 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
         shows, as detached tensors keyed by PROGRESS_KEYS; none by default."""
         return {}
 
+    def second_batch(self, data: torch.Tensor, target: List[torch.Tensor], data_u: torch.Tensor,
+                     target_u: List[torch.Tensor]) -> tuple:
+        """The second batch (images, targets per deep-supervision scale) as the network and losses see it, from the
+        labelled batch of this step and the loader's second batch. Default: second_batch_targets, then copy-paste
+        mixing with the labelled batch where mixes_copy_paste."""
+        target_u = self.second_batch_targets(data_u, target_u)
+        if self.mixes_copy_paste():
+            data_u, target_u = copy_paste(data, target, data_u, target_u, self.copy_paste_fraction)
+        return data_u, target_u
+
     def second_batch_targets(self, data: torch.Tensor, targets: List[torch.Tensor]) -> List[torch.Tensor]:
         """The targets the second batch trains with, per deep-supervision scale, before any mixing. Default: the
         loader's (stored pseudo-labels, or labels with second_batch_from_labelled)."""
         return targets
+
+    def second_batch_loss(self, heads: list, targets: List[torch.Tensor]) -> torch.Tensor:
+        """The loss on the second batch's outputs (one list of scales per head). Default: pseudo_label_loss at every
+        deep-supervision scale with nnU-Net's scale weights."""
+        return self.unsupervised_loss(*heads, targets)
+
+    def unsupervised_weight(self) -> float:
+        """The factor of the second batch's loss in this step (Eq. 6: 1; consistency methods ramp it up)."""
+        return 1.0
+
+    def nnunet_scale_loss(self) -> nn.Module:
+        """nnU-Net's own loss for one output scale (Dice + CE with its settings and ignore label), for a second batch
+        whose targets are labels (copy-paste of labelled cases, a teacher's hard pseudo-labels)."""
+        loss = nnUNetTrainer._build_loss(self)
+        return loss.loss if isinstance(loss, DeepSupervisionWrapper) else loss
 
     def mixes_copy_paste(self) -> bool:
         """Whether this step mixes the pseudo-labelled batch with the labelled one (copy_paste_fraction > 0 by
@@ -225,6 +252,18 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
         if cases:
             self.dataloader_unlabelled = self._make_second_loader(nnUNetDatasetBlosc2(folder, list(cases)))
 
+    def use_unlabelled_images(self) -> None:
+        """From now on each train step adds a batch of patches drawn uniformly from all unlabelled images, through
+        nnU-Net's augmentation; its targets are placeholders that second_batch replaces (online methods)."""
+        self._stop_unlabelled_loader()
+        if not self.unlabelled_cases:
+            raise RuntimeError(f"{self.__class__.__name__} trains on unlabelled images, but none were found for "
+                               f"{self.plans_manager.dataset_name}: put them in the raw dataset's imagesUnlabeled/ "
+                               f"(README, 'Your own dataset').")
+        self.dataloader_unlabelled = self._make_second_loader(
+            UnlabelledImagesDataset(self.unlabelled_preprocessed_folder, list(self.unlabelled_cases)),
+            UniformPatchLoader)
+
     def use_labelled_second_batch(self) -> None:
         """From now on each train step adds a second batch drawn from the labelled training cases of this fold,
         with their true labels (second_batch_from_labelled), through the same loader and augmentation."""
@@ -233,6 +272,7 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
         self.dataloader_unlabelled = self._make_second_loader(
             self.dataset_class(self.preprocessed_dataset_folder, training_keys,
                                folder_with_segs_from_previous_stage=self.folder_with_segs_from_previous_stage))
+        self.second_batch_is_labelled = True
 
     # ----------------------------------------------------------------------------------------- plumbing
     def _add_progress_keys(self) -> None:
@@ -296,7 +336,7 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
         else:
             self.optimizer.step()
 
-    def _make_second_loader(self, dataset):
+    def _make_second_loader(self, dataset, loader_class: type = nnUNetDataLoader):
         """nnU-Net's loader and training augmentation over the second batch's cases (pseudo-labelled or labelled):
         image and target get the same spatial transforms, and the target is downsampled for deep supervision like a
         label."""
@@ -308,7 +348,7 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
             foreground_labels=self.label_manager.foreground_labels, regions=None,
             ignore_label=self.label_manager.ignore_label)
         batch_size = max(1, round(self.batch_size * self.unlabelled_batch_fraction))
-        loader = nnUNetDataLoader(
+        loader = loader_class(
             dataset, batch_size, initial_patch_size,
             self.configuration_manager.patch_size, self.label_manager,
             oversample_foreground_percent=self.oversample_foreground_percent, transforms=transforms,
@@ -323,3 +363,4 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
         if isinstance(self.dataloader_unlabelled, NonDetMultiThreadedAugmenter):
             self.dataloader_unlabelled._finish()
         self.dataloader_unlabelled = None
+        self.second_batch_is_labelled = False

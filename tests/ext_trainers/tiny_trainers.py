@@ -112,3 +112,36 @@ nnUNetTrainerDualUncPlusRecipeOnly_test = budget_variant(
 #: the recommended trainer itself (copy-paste with pseudo-labelled unlabelled cases) at the tiny budget
 nnUNetTrainerDualUncPlus_test = budget_variant(nnUNetTrainerDualUncPlus, "nnUNetTrainerDualUncPlus_test", (2, 1, 1), 2,
                                                1, num_snapshots=2, warm_start_trainer="nnUNetTrainer_test")
+
+
+def _baseline_variants() -> dict:
+    """The comparison's baselines at the tiny budget: from scratch and continuing nnUNetTrainer_test, each also as its
+    recipe-only twin. Online ones train 4 epochs of 2 steps (the warm start with the control's learning-rate phases),
+    ST++ Algorithm 1's 2 + 1 + 1 epochs with K = 2 snapshots."""
+    from nnunetv2_dualunc.training.baselines.catalogue import BASELINES
+
+    variants = {}
+    for scratch, warm in BASELINES:
+        for base in (scratch, warm):
+            if issubclass(base, nnUNetTrainerSelfTraining):
+                epochs, settings = (2, 1, 1), {"num_snapshots": 2}
+            else:
+                epochs, settings = 4, ({"lr_phases": (2, 1, 1)} if base is warm else {})
+            if base is warm:
+                settings["warm_start_trainer"] = "nnUNetTrainer_test"
+            for suffix, twin in (("_test", {}), ("RecipeOnly_test", {"second_batch_from_labelled": True})):
+                name = base.__name__ + suffix
+                variants[name] = budget_variant(base, name, epochs, 2, 1, module=__name__, **settings, **twin)
+    return variants
+
+
+globals().update(_baseline_variants())
+
+
+class nnUNetTrainerMeanTeacher_kill(_baseline_variants()["nnUNetTrainerMeanTeacher_test"]):
+    """Mean Teacher at the tiny budget, SIGKILLed at the start of the epochs in $DUALUNC_TEST_KILL_POINTS (once each,
+    as nnUNetTrainerDualUnc_kill)."""
+
+    def on_epoch_start(self):
+        nnUNetTrainerDualUnc_kill._maybe_die(str(self.current_epoch))
+        super().on_epoch_start()

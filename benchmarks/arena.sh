@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The comparison arena (training/baselines/): every baseline on the protocols of benchmarks/recipe_controls.sh, in the
+# same work folders, so that each is paired with the controls already trained there (supervised_continued,
+# copy_paste_continued, the recommended trainer and its twin) and gets its own recipe-only twin (the runner adds it).
+# Run it after recipe_controls.sh has finished a folder (it reuses that folder's teacher and controls), from a pinned
+# worktree (benchmarks/pinned_worktree.sh) with the checkout's venv; rerunning resumes every step:
+#
+#   cd WORKTREE && PYTHONPATH=WORKTREE:WORKTREE/.import_shim OMP_WAIT_POLICY=PASSIVE PY=<checkout>/.venv/bin/python \
+#       bash benchmarks/arena.sh [ROOT=/tmp/dualunc_bench]
+#
+# Cost on 2 CPU cores: each warm-start method and its twin take about as long as the recommended trainer (~1 h
+# each at 650 steps), so one setting and seed is ~12 h; the order below is the order of importance.
+set -euo pipefail
+PY=${PY:-python}
+ROOT=${1:-/tmp/dualunc_bench}
+WARM="bcp_continued mean_teacher_continued fixmatch_continued ua_mt_continued urpc_continued st_plus_plus_continued"
+SCRATCH="bcp mean_teacher fixmatch ua_mt urpc st_plus_plus"
+acdc() { "$PY" benchmarks/acdc.py "$@"; }
+# warm-start protocol (cpu_warm), ACDC 7 labelled, teacher A of 2026-12-07, seeds 0 and 1; then 3 labelled, seed 0
+acdc --profile cpu_warm --labelled labeled_7 --seed 0 --work "$ROOT/acdc7_20261207_teacherA_seed0" --methods $WARM
+acdc --profile cpu_warm --labelled labeled_7 --seed 1 --work "$ROOT/acdc7_20261207_teacherA_seed1" --methods $WARM
+acdc --profile cpu_warm --labelled labeled_3 --seed 0 --work "$ROOT/acdc3_20261207_teacherA_seed0" --methods $WARM
+# from scratch (cpu profile, 1500 steps), beside nnU-Net and supervised copy-paste of recipe_controls.sh
+acdc --profile cpu --labelled labeled_7 --seed 0 --work "$ROOT/acdc7_20261207_scratch_seed0" --methods $SCRATCH
+acdc --profile cpu --labelled labeled_7 --seed 1 --work "$ROOT/acdc7_20261207_scratch_seed1" --methods supervised copy_paste $SCRATCH
+acdc --profile cpu --labelled labeled_3 --seed 0 --work "$ROOT/acdc3_20261207_scratch_seed0" --methods $SCRATCH

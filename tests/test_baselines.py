@@ -1,0 +1,126 @@
+"""The comparison's baselines (training/baselines/): every trainer's own train step, a few iterations in 2D and 3D on
+the tiny synthetic dataset's plans (from scratch, warm start and recipe-only twin, unlabelled and labelled second
+batches), and end to end through nnUNetv2_train: the unlabelled images' loader, BCP's labelled pre-training quarter,
+ST++'s ranking and stages, a warm start, and Mean Teacher's EMA teacher surviving a kill."""
+import itertools
+import math
+import os
+import re
+import signal
+import sys
+
+import pytest
+import torch
+from batchgenerators.utilities.file_and_folder_operations import load_json
+from helpers import trainer_factory
+
+from nnunetv2_dualunc.run_layout import ranking_settings_path, sample_ranking_path
+from nnunetv2_dualunc.training.baselines.catalogue import BASELINES
+from nnunetv2_dualunc.training.baselines.fixmatch import nnUNetTrainerFixMatch
+from nnunetv2_dualunc.training.online_teacher import (EmaTeacherMixin, TEACHER_CHECKPOINT_KEY,
+                                                      TEACHER_UPDATES_CHECKPOINT_KEY)
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+from speed import synthetic_batch  # noqa: E402
+
+UNLABELLED_LINE = "second batch of unlabelled images"
+LABELLED_LINE = "second batch of labelled cases with their labels"
+EVERY_CLASS = [cls for pair in BASELINES for cls in pair]
+STEPS = 3
+
+
+def _built(make_trainer, trainer_class: type, second_batch_from_labelled: bool):
+    """The trainer initialised on the CPU (network, optimizer, losses), with a synthetic second batch in every step:
+    unlabelled images, or labelled cases for the recipe-only twin."""
+    cls = type(f"{trainer_class.__name__}Twin", (trainer_class,), {"second_batch_from_labelled": True}) \
+        if second_batch_from_labelled else trainer_class
+    trainer = make_trainer(cls)
+    trainer.print_to_log_file = lambda *args, **kwargs: None
+    trainer.initialize()
+    trainer.network.train()
+    trainer.dataloader_unlabelled = itertools.repeat(synthetic_batch(trainer, trainer.batch_size))
+    trainer.second_batch_is_labelled = second_batch_from_labelled
+    return trainer
+
+
+@pytest.mark.parametrize("second_batch_from_labelled", [False, True], ids=["unlabelled", "twin"])
+@pytest.mark.parametrize("workspace, configuration", [("planned_workspace", "2d"),
+                                                      ("planned_workspace_3d", "3d_fullres")])
+def test_every_baseline_takes_train_steps_with_its_second_batch(request, monkeypatch, workspace, configuration,
+                                                                second_batch_from_labelled):
+    make_trainer = trainer_factory(request.getfixturevalue(workspace), monkeypatch, configuration=configuration)
+    torch.manual_seed(0)
+    batch = None
+    for trainer_class in EVERY_CLASS:
+        trainer = _built(make_trainer, trainer_class, second_batch_from_labelled)
+        batch = batch or synthetic_batch(trainer, trainer.batch_size)
+        before = {k: v.clone() for k, v in trainer.network.state_dict().items()}
+        results = [trainer.train_step(batch) for _ in range(STEPS)]
+        name = f"{trainer_class.__name__} ({configuration}, twin {second_batch_from_labelled})"
+        assert all(math.isfinite(float(r["loss"])) for r in results), name
+        unsupervised = [float(r["unsupervised_losses"]) for r in results]
+        assert all(math.isfinite(v) and v >= 0 for v in unsupervised), (name, unsupervised)
+        # an untrained network is confident (>= 0.95) nowhere, so FixMatch's unlabelled loss may be 0 here
+        nothing_confident = issubclass(trainer_class, nnUNetTrainerFixMatch) and not second_batch_from_labelled
+        assert nothing_confident or max(unsupervised) > 0, (name, unsupervised)
+        assert any(not torch.equal(before[k], v) for k, v in trainer.network.state_dict().items()), name
+        if isinstance(trainer, EmaTeacherMixin) and not second_batch_from_labelled:
+            teacher, student = trainer._online_teacher.state_dict(), trainer.network.state_dict()
+            assert trainer._teacher_updates == STEPS and any(not torch.equal(teacher[k], student[k])
+                                                             for k in student), name
+        if isinstance(trainer, EmaTeacherMixin) and second_batch_from_labelled:
+            assert trainer._online_teacher is None, name  # true labels: no teacher is ever asked
+
+
+def _train(ws, trainer: str, log: str, extra=(), **kwargs):
+    command = ["nnUNetv2_train", "991", "2d", "all", "-tr", trainer, "-device", "cpu", *extra]
+    return ws.run(command, log, **kwargs)
+
+
+def _unsupervised_losses(log: str) -> list:
+    return [float(v) for v in re.findall(r"unsupervised loss: ([-0-9.naif]+)", log)]
+
+
+def test_bcp_draws_unlabelled_images_after_its_labelled_quarter_and_continues_a_model(planned_workspace):
+    ws = planned_workspace
+    log = _train(ws, "nnUNetTrainerBCP_test", "bcp.log").log
+    assert f"epoch 0: {LABELLED_LINE}" in log and f"epoch 1: {UNLABELLED_LINE}" in log
+    assert "online teacher: an EMA of the network from epoch 1 on" in log
+    losses = _unsupervised_losses(log)
+    assert len(losses) == 4 and all(0 < v < 100 for v in losses), losses
+    if not os.path.isfile(os.path.join(ws.results_folder("nnUNetTrainer_test"), "checkpoint_final.pth")):
+        _train(ws, "nnUNetTrainer_test", "supervised_for_bcp.log")
+    warm = _train(ws, "nnUNetTrainerBCPWarmStart_test", "bcp_warm.log").log
+    assert "warm start: weights loaded from" in warm and f"epoch 0: {UNLABELLED_LINE}" in warm
+    assert os.path.isfile(os.path.join(ws.results_folder("nnUNetTrainerBCPWarmStart_test"), "checkpoint_final.pth"))
+
+
+def test_st_plus_plus_ranks_by_stability_and_trains_its_stages(planned_workspace):
+    ws = planned_workspace
+    log = _train(ws, "nnUNetTrainerSTPlusPlus_test", "st_plus_plus.log").log
+    fold = ws.results_folder("nnUNetTrainerSTPlusPlus_test")
+    settings = load_json(ranking_settings_path(sample_ranking_path(fold)))
+    assert settings["ranking_score"] == "prediction instability (ST++)"
+    assert "phase 'stage1': 3 pseudo-labelled cases in use" in log and "phase 'stage2': 6 pseudo-labelled" in log
+    assert len(_unsupervised_losses(log)) == 2 and os.path.isfile(os.path.join(fold, "checkpoint_final.pth"))
+
+
+def test_killed_mean_teacher_resumes_with_its_teacher_and_update_count(planned_workspace, tmp_path):
+    ws = planned_workspace
+    trainer = "nnUNetTrainerMeanTeacher_kill"
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    env = dict(ws.env, DUALUNC_TEST_KILL_POINTS="2", DUALUNC_TEST_KILL_MARKERS=str(markers))
+    killed = _train(ws, trainer, "mean_teacher_killed.log", env=env, check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.log[-3000:]
+    assert f"epoch 0: {UNLABELLED_LINE}" in killed.log
+    fold = ws.results_folder(trainer)
+    saved = torch.load(os.path.join(fold, "checkpoint_latest.pth"), map_location="cpu", weights_only=False)
+    assert saved["current_epoch"] == 2 and saved[TEACHER_UPDATES_CHECKPOINT_KEY] == 4  # 2 epochs of 2 steps
+
+    resumed = _train(ws, trainer, "mean_teacher_resumed.log", extra=["--c"], env=env).log
+    assert "online teacher restored from the checkpoint" in resumed and "online teacher: an EMA" not in resumed
+    final = torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+    assert final[TEACHER_UPDATES_CHECKPOINT_KEY] == 8
+    teacher, student = final[TEACHER_CHECKPOINT_KEY], final["network_weights"]
+    assert any(not torch.equal(teacher[k], student[k]) for k in student)
