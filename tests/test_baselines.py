@@ -88,9 +88,11 @@ def test_bcp_draws_unlabelled_images_after_its_labelled_quarter_and_continues_a_
     assert "online teacher: an EMA of the network from epoch 1 on" in log
     losses = _unsupervised_losses(log)
     assert len(losses) == 4 and all(0 < v < 100 for v in losses), losses
-    if not os.path.isfile(os.path.join(ws.results_folder("nnUNetTrainer_test"), "checkpoint_final.pth")):
-        _train(ws, "nnUNetTrainer_test", "supervised_for_bcp.log")
-    warm = _train(ws, "nnUNetTrainerBCPWarmStart_test", "bcp_warm.log").log
+    # the warm start continues that model (same dataset, plans and network), so that the shared workspace gets no
+    # nnUNetTrainer_test model: another test needs it missing
+    start = os.path.join(ws.results_folder("nnUNetTrainerBCP_test"), "checkpoint_final.pth")
+    warm = _train(ws, "nnUNetTrainerBCPWarmStart_test", "bcp_warm.log",
+                  env=dict(ws.env, DUALUNC_WARM_START_CHECKPOINT=start)).log
     assert "warm start: weights loaded from" in warm and f"epoch 0: {UNLABELLED_LINE}" in warm
     assert os.path.isfile(os.path.join(ws.results_folder("nnUNetTrainerBCPWarmStart_test"), "checkpoint_final.pth"))
 

@@ -1,8 +1,6 @@
 """The online EMA teacher (method/online_teacher.py, training/online_teacher.py): its update rule against
-hand-computed values, the targets it hands the second batch, and a kill-and-resume that keeps the same teacher."""
-import os
-import signal
-
+hand-computed values, the targets it hands the second batch, and its state in a checkpoint (a killed run resuming
+with the same teacher: tests/test_baselines.py, Mean Teacher, whose EMA teacher is the same mixin's)."""
 import pytest
 import torch
 from torch import nn
@@ -90,28 +88,3 @@ def test_second_batch_trains_with_the_teachers_argmax_and_the_teacher_survives_a
     restored = resumed._online_teacher.state_dict()
     assert all(torch.equal(restored[k], v) for k, v in state[TEACHER_CHECKPOINT_KEY].items())
     assert not torch.equal(restored["conv.weight"], network.conv.weight)
-
-
-def test_killed_run_resumes_with_the_same_online_teacher(planned_workspace, tmp_path):
-    """Killed at the start of stage 2 (epoch 3), after stage 1 trained with the teacher: the resumed run takes the
-    teacher back from checkpoint_latest.pth instead of starting a new one from the student."""
-    ws = planned_workspace
-    trainer = "nnUNetTrainerDualUncOnlineTeacher_kill"
-    markers = tmp_path / "markers"
-    markers.mkdir()
-    env = dict(ws.env, DUALUNC_TEST_KILL_POINTS="3", DUALUNC_TEST_KILL_MARKERS=str(markers))
-    command = ["nnUNetv2_train", "991", "2d", "all", "-tr", trainer, "-device", "cpu"]
-    killed = ws.run(command, "online_teacher_killed.log", env=env, check=False)
-    assert killed.returncode == -signal.SIGKILL, killed.log[-3000:]
-    assert "online teacher: an EMA of the network from epoch 2 on" in killed.log
-    fold = ws.results_folder(trainer)
-    saved = torch.load(os.path.join(fold, "checkpoint_latest.pth"), map_location="cpu", weights_only=False)
-    assert saved["current_epoch"] == 3 and TEACHER_CHECKPOINT_KEY in saved
-
-    resumed = ws.run(command + ["--c"], "online_teacher_resumed.log", env=env)
-    assert "online teacher restored from the checkpoint" in resumed.log
-    assert "online teacher: an EMA" not in resumed.log  # not a new teacher from the student
-    final = torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
-    teacher, student = final[TEACHER_CHECKPOINT_KEY], final["network_weights"]
-    assert teacher.keys() == student.keys()
-    assert any(not torch.equal(teacher[k], student[k]) for k in student)  # an average, not a copy

@@ -16,7 +16,6 @@ from nnunetv2_dualunc.training.copy_paste import nnUNetTrainerCopyPaste, nnUNetT
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
 from nnunetv2_dualunc.training.dualunc_plus import nnUNetTrainerDualUncPlus
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
-from nnunetv2_dualunc.training.online_teacher import OnlineTeacherMixin
 from nnunetv2_dualunc.training.self_training import nnUNetTrainerSelfTraining
 
 
@@ -81,10 +80,6 @@ class nnUNetTrainerDualUnc_kill(nnUNetTrainerDualUnc_test):
             open(marker, "w").close()
             before_dying()
             os.kill(os.getpid(), signal.SIGKILL)
-
-
-class nnUNetTrainerDualUncOnlineTeacher_kill(OnlineTeacherMixin, nnUNetTrainerDualUnc_kill):
-    """The kill trainer with an online EMA teacher (epochs 0-1 pre-train, 2 stage 1, 3 stage 2)."""
 
 
 #: stock supervised nnU-Net with a tiny budget: the existing model that warm-start tests continue from
