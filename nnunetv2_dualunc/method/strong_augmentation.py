@@ -91,8 +91,8 @@ def cutmix(data: Tensor, per_voxel: Sequence[List[Tensor]], side_fraction: float
             continue
         j = (i + 1) % n
         box = random_box(full_shape, coarsest, side_fraction, generator)
-        mixed_data[i][(slice(None),) + _box_slices(box, full_shape, full_shape)] = \
-            data[j][(slice(None),) + _box_slices(box, full_shape, full_shape)]
+        image_region = (slice(None),) + _box_slices(box, full_shape, full_shape)
+        mixed_data[i][image_region] = data[j][image_region]
         for source, out in zip(per_voxel, mixed):
             for original, scale in zip(source, out):
                 region = (slice(None),) + _box_slices(box, full_shape, scale.shape[2:])
