@@ -125,8 +125,10 @@ def _close_interrupted_attempt(state: dict, fold: str) -> dict:
 
 
 class BenchmarkRun:
-    def __init__(self, setup: BenchmarkSetup, work: str, seed: int, num_processes: int, da_processes: int):
+    def __init__(self, setup: BenchmarkSetup, work: str, seed: int, num_processes: int, da_processes: int,
+                 keep: Optional[str] = None):
         self.setup, self.seed, self.np, self.da = setup, seed, num_processes, da_processes
+        self.keep = keep
         self.work = os.path.abspath(work)
         if os.path.commonpath([self.work, REPO]) == REPO:
             raise SystemExit(f"--work {self.work} is inside the repository; use a folder outside it, e.g. under /tmp")
@@ -304,7 +306,18 @@ class BenchmarkRun:
             phases = phase_timings(self._fold_folder(method))
             rows.append((method, trainer_name(method, self.setup.profile), state, phases))
             report = self.write_report(results, rows)  # after each method: a partial table is already useful
+            self.keep_results()
         return report
+
+    def keep_results(self) -> None:
+        """Copy the report and the metrics files into --keep (e.g. the checkout's docs/results/<experiment>/...):
+        a work folder lives on one machine and dies with it, a finished method's numbers should not."""
+        if not self.keep:
+            return
+        os.makedirs(self.keep, exist_ok=True)
+        for name in sorted(os.listdir(self.work)):
+            if name in ("results.json", "results.md") or (name.startswith("metrics_") and name.endswith(".json")):
+                shutil.copy2(os.path.join(self.work, name), os.path.join(self.keep, name))
 
     def write_report(self, results: Dict[str, dict], rows) -> str:
         s = self.setup
@@ -369,6 +382,9 @@ def main(make_setup: Callable[[str, str], BenchmarkSetup], labelled_keys: Sequen
     parser.add_argument("--no-controls", action="store_true",
                         help="train only the methods named: no supervised_continued (warm-start profiles) and no "
                              "<method>_recipe_only twin after each semi-supervised method")
+    parser.add_argument("--keep", default=None, metavar="DIR",
+                        help="after each method, copy results.json, results.md and metrics_*.json into DIR "
+                             "(DIR/<subset> with several subsets): what finished survives the loss of the work folder")
     parser.add_argument("--np", type=int, default=2, help="processes for preprocessing and evaluation")
     parser.add_argument("--da", type=int, default=2, help="nnUNet_n_proc_DA while training")
     args = parser.parse_args(argv)
@@ -376,7 +392,8 @@ def main(make_setup: Callable[[str, str], BenchmarkSetup], labelled_keys: Sequen
     for key in args.labelled:
         setup = make_setup(key, args.profile)
         root = args.work or os.path.join("/tmp/dualunc_bench", f"{setup.dataset_name}_{args.profile}_seed{args.seed}")
-        run = BenchmarkRun(setup, os.path.join(root, key), args.seed, args.np, args.da)
+        keep = args.keep and (os.path.join(args.keep, key) if len(args.labelled) > 1 else args.keep)
+        run = BenchmarkRun(setup, os.path.join(root, key), args.seed, args.np, args.da, keep)
         if args.teacher_from:
             run.adopt_teacher(os.path.join(args.teacher_from, key))
         run.run(args.methods if args.no_controls else run.with_controls(args.methods))

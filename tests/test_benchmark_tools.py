@@ -685,3 +685,17 @@ def test_results_table_is_generated_from_the_stored_runs_into_the_marked_block(t
     (tmp_path / "other.md").write_text("no markers\n")
     with pytest.raises(SystemExit, match="other.md has no .* block"):
         results_table.main(["--manifest", str(tmp_path / "current.json"), "--update", str(tmp_path / "other.md")])
+
+
+def test_keep_copies_the_report_and_metrics_but_nothing_else_of_the_work_folder(tmp_path):
+    import acdc
+    from ssl_benchmark import BenchmarkRun
+
+    keep = tmp_path / "docs" / "acdc7_seed0"
+    run = BenchmarkRun(acdc.make_setup("labeled_7", "cpu_warm"), str(tmp_path / "work"), 0, 1, 1, str(keep))
+    for name in ("results.json", "results.md", "metrics_supervised.json", "metrics_notes.txt", "nnUNet_raw.json"):
+        (tmp_path / "work" / name).write_text(name)
+    run.keep_results()
+    assert sorted(os.listdir(keep)) == ["metrics_supervised.json", "results.json", "results.md"]
+    assert (keep / "results.md").read_text() == "results.md"
+    BenchmarkRun(acdc.make_setup("labeled_7", "cpu_warm"), str(tmp_path / "w2"), 0, 1, 1).keep_results()  # no --keep
