@@ -13,8 +13,9 @@
 set -euo pipefail
 PY=${PY:-python}
 ROOT=${1:-/tmp/dualunc_bench}
-WARM="bcp_continued mean_teacher_continued fixmatch_continued ua_mt_continued urpc_continued st_plus_plus_continued"
-SCRATCH="bcp mean_teacher fixmatch ua_mt urpc st_plus_plus"
+WARM="bcp_continued mean_teacher_continued fixmatch_continued ua_mt_continued urpc_continued st_plus_plus_continued
+    dct_continued"
+SCRATCH="bcp mean_teacher fixmatch ua_mt urpc st_plus_plus dct"
 acdc() { "$PY" benchmarks/acdc.py "$@"; }
 # warm-start protocol (cpu_warm), ACDC 7 labelled, teacher A of 2026-12-07, seeds 0 and 1; then 3 labelled, seed 0
 acdc --profile cpu_warm --labelled labeled_7 --seed 0 --work "$ROOT/acdc7_20261207_teacherA_seed0" --methods $WARM

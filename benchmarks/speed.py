@@ -14,7 +14,7 @@ included) is timed with --runs, e.g. against the recommended trainer's stage:
 
     .venv/bin/python benchmarks/speed.py ... --runs nnUNetTrainer:- nnUNetTrainerDualUncPlus:stage2 \
         nnUNetTrainerMeanTeacher:online nnUNetTrainerUAMT:online nnUNetTrainerURPC:online \
-        nnUNetTrainerFixMatch:online nnUNetTrainerBCP:online
+        nnUNetTrainerFixMatch:online nnUNetTrainerBCP:online nnUNetTrainerDeepCoTraining:online
 
     .venv/bin/python benchmarks/speed.py -d 507 -c 2d_cpu --work /tmp/dualunc_bench/ACDC_labeled_7_cpu_seed0/labeled_7
     .venv/bin/python benchmarks/speed.py ... --fold-folder <a finished DualUnc run's fold_0>   # + ranking share
@@ -34,7 +34,7 @@ from typing import Dict, List, Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_SCHEDULE_EPOCHS = {"pretrain": 200, "stage1": 200, "stage2": 200}
-#: the phase name of an online baseline's step (training/baselines/: Mean Teacher, UA-MT, URPC, FixMatch, BCP)
+#: the phase name of an online baseline's step (training/baselines/: Mean Teacher, UA-MT, URPC, FixMatch, BCP, DCT)
 ONLINE_PHASE = "online"
 
 
@@ -83,6 +83,8 @@ def measure_one(trainer_class_name: str, dataset: str, configuration: str, phase
     samples = batch_size
     if phase == ONLINE_PHASE:  # an online baseline: an unlabelled batch in every step, targets made in the step
         trainer.dataloader_unlabelled = itertools.repeat(synthetic_batch(trainer, batch_size))
+        trainer.dataloader_train = itertools.repeat(batch)  # deep co-training's second network draws its own
+        trainer.current_epoch = trainer.num_epochs - 1  # every term ramped up (co-training attacks only from 1/6 on)
         samples = 2 * batch_size
     elif phase is not None:
         trainer.active_phase = Phase("pretrain")

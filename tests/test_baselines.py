@@ -1,7 +1,8 @@
 """The comparison's baselines (training/baselines/): every trainer's own train step, a few iterations in 2D and 3D on
 the tiny synthetic dataset's plans (from scratch, warm start and recipe-only twin, unlabelled and labelled second
-batches), and end to end through nnUNetv2_train: the unlabelled images' loader, BCP's labelled pre-training quarter,
-ST++'s ranking and stages, a warm start, and Mean Teacher's EMA teacher surviving a kill."""
+batches), deep co-training's second network (its attacks, its warm start, its checkpoint), and end to end through
+nnUNetv2_train: the unlabelled images' loader, BCP's labelled pre-training quarter, ST++'s ranking and stages, a warm
+start, and Mean Teacher's EMA teacher surviving a kill."""
 import itertools
 import math
 import os
@@ -16,6 +17,8 @@ from helpers import trainer_factory
 
 from nnunetv2_dualunc.run_layout import ranking_settings_path, sample_ranking_path
 from nnunetv2_dualunc.training.baselines.catalogue import BASELINES
+from nnunetv2_dualunc.training.baselines.dct import (PEER_CHECKPOINT_KEY, nnUNetTrainerDeepCoTraining,
+                                                     nnUNetTrainerDeepCoTrainingWarmStart)
 from nnunetv2_dualunc.training.baselines.fixmatch import nnUNetTrainerFixMatch
 from nnunetv2_dualunc.training.online_teacher import (EmaTeacherMixin, TEACHER_CHECKPOINT_KEY,
                                                       TEACHER_UPDATES_CHECKPOINT_KEY)
@@ -39,8 +42,17 @@ def _built(make_trainer, trainer_class: type, second_batch_from_labelled: bool):
     trainer.initialize()
     trainer.network.train()
     trainer.dataloader_unlabelled = itertools.repeat(synthetic_batch(trainer, trainer.batch_size))
+    # a further labelled batch, unlike the one train_step is given: deep co-training's second network draws its own
+    trainer.dataloader_train = itertools.repeat(_mirrored(synthetic_batch(trainer, trainer.batch_size)))
     trainer.second_batch_is_labelled = second_batch_from_labelled
     return trainer
+
+
+def _mirrored(batch: dict) -> dict:
+    """The batch with images and label maps mirrored along the last axis: another valid labelled batch."""
+    target = batch["target"]
+    flipped = [t.flip(-1) for t in target] if isinstance(target, list) else target.flip(-1)
+    return {"data": batch["data"].flip(-1), "target": flipped}
 
 
 @pytest.mark.parametrize("second_batch_from_labelled", [False, True], ids=["unlabelled", "twin"])
@@ -70,6 +82,57 @@ def test_every_baseline_takes_train_steps_with_its_second_batch(request, monkeyp
                                                              for k in student), name
         if isinstance(trainer, EmaTeacherMixin) and second_batch_from_labelled:
             assert trainer._online_teacher is None, name  # true labels: no teacher is ever asked
+
+
+@pytest.mark.parametrize("labelled_attack_probability", [1.0, 0.0], ids=["labelled", "second-batch"])
+def test_co_training_attacks_trains_both_networks_and_keeps_the_second_in_the_checkpoint(
+        planned_workspace, monkeypatch, tmp_path, labelled_attack_probability):
+    make_trainer = trainer_factory(planned_workspace, monkeypatch)
+    monkeypatch.setattr(nnUNetTrainerDeepCoTraining, "labelled_attack_probability", labelled_attack_probability)
+    torch.manual_seed(0)
+    trainer = _built(make_trainer, nnUNetTrainerDeepCoTraining, False)
+    trainer.current_epoch = trainer.num_epochs - 1  # the adversarial term at its full weight
+    assert trainer.adversarial_weight() == pytest.approx(trainer.adversarial_loss_weight)
+    assert len(trainer.optimizer.param_groups) == 2  # one per network, both under nnU-Net's schedule
+    batch = synthetic_batch(trainer, trainer.batch_size)
+    networks = {"first": trainer.network, "second": trainer.peer_network}
+    before = {name: {k: v.clone() for k, v in net.state_dict().items()} for name, net in networks.items()}
+    results = [trainer.train_step(batch) for _ in range(STEPS)]
+    assert all(math.isfinite(float(r["loss"])) and float(r["unsupervised_losses"]) > 0 for r in results)
+    for name, net in networks.items():
+        assert any(not torch.equal(before[name][k], v) for k, v in net.state_dict().items()), name
+
+    path = str(tmp_path / "checkpoint.pth")
+    trainer.save_checkpoint(path)
+    assert set(torch.load(path, map_location="cpu", weights_only=False)[PEER_CHECKPOINT_KEY]) == \
+        set(trainer.peer_network.state_dict())
+    resumed = _built(make_trainer, nnUNetTrainerDeepCoTraining, False)  # what --c does: a new trainer, then load
+    resumed.load_checkpoint(path)
+    for name, net in {"first": resumed.network, "second": resumed.peer_network}.items():
+        assert all(torch.equal(v, networks[name].state_dict()[k]) for k, v in net.state_dict().items()), name
+    assert resumed._peer_started and resumed.optimizer.state_dict()["state"].keys() == \
+        trainer.optimizer.state_dict()["state"].keys()  # the second network's momentum came back too
+
+
+def test_co_training_warm_start_copies_the_loaded_model_into_the_second_network_once(planned_workspace, monkeypatch):
+    make_trainer = trainer_factory(planned_workspace, monkeypatch)
+    trainer = _built(make_trainer, nnUNetTrainerDeepCoTrainingWarmStart, False)
+    first = trainer.network.state_dict()
+    assert any(not torch.equal(v, first[k]) for k, v in trainer.peer_network.state_dict().items())
+    trainer._start_peer()  # what the first step does first
+    assert all(torch.equal(v, first[k]) for k, v in trainer.peer_network.state_dict().items())
+    batch = synthetic_batch(trainer, trainer.batch_size)
+    trainer.train_step(batch)  # each network learns from its own labelled batch, so the two part
+    trainer.train_step(batch)
+    first, second = trainer.network.state_dict(), trainer.peer_network.state_dict()
+    assert any(not torch.equal(v, first[k]) for k, v in second.items())
+    trainer._start_peer()  # later steps don't copy again
+    assert any(not torch.equal(v, first[k]) for k, v in trainer.peer_network.state_dict().items())
+
+    scratch = _built(make_trainer, nnUNetTrainerDeepCoTraining, False)
+    scratch._start_peer()  # from scratch the two random initialisations stay different
+    assert any(not torch.equal(v, scratch.network.state_dict()[k])
+               for k, v in scratch.peer_network.state_dict().items())
 
 
 def _train(ws, trainer: str, log: str, extra=(), **kwargs):

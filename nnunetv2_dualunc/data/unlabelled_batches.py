@@ -1,5 +1,5 @@
 """Batches of unlabelled images themselves, for the methods that compute their targets in each step (Mean Teacher,
-UA-MT, URPC, FixMatch, BCP; training/arena/), through nnU-Net's own dataset, loader and augmentation.
+UA-MT, URPC, FixMatch, BCP, DCT; training/baselines/), through nnU-Net's own dataset, loader and augmentation.
 
 The preprocessed unlabelled cases (data/unlabelled.py) have no label and so no foreground locations: nnU-Net's loader
 would look them up for every patch. Here they have none, and patches are drawn uniformly over the image, as the

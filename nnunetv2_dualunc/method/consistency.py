@@ -1,5 +1,5 @@
 """Update rules of the consistency baselines (Mean Teacher, UA-MT, URPC, FixMatch): pure tensor functions, checked
-against hand-computed values in tests/test_consistency.py. The trainers that use them are in training/arena/.
+against hand-computed values in tests/test_consistency.py. The trainers that use them are in training/baselines/.
 
 Conventions: logits and probabilities are (B, C, *spatial); nnU-Net's targets are label maps (B, 1, *spatial), floats;
 a ``valid`` mask or voxel weight is (B, 1, *spatial). A trainer hands a loss its target and the target's voxel weight

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import List, Tuple
 
 from nnunetv2_dualunc.training.baselines.bcp import nnUNetTrainerBCP, nnUNetTrainerBCPWarmStart
+from nnunetv2_dualunc.training.baselines.dct import (nnUNetTrainerDeepCoTraining,
+                                                     nnUNetTrainerDeepCoTrainingWarmStart)
 from nnunetv2_dualunc.training.baselines.fixmatch import nnUNetTrainerFixMatch, nnUNetTrainerFixMatchWarmStart
 from nnunetv2_dualunc.training.baselines.mean_teacher import (nnUNetTrainerMeanTeacher,
                                                               nnUNetTrainerMeanTeacherWarmStart)
@@ -66,12 +68,14 @@ CATALOGUE: Tuple[Tuple[str, Tuple[CatalogueEntry, ...]], ...] = (
         CatalogueEntry(nnUNetTrainerFixMatch, "FixMatch: confident own predictions as targets of a strong view"),
         CatalogueEntry(nnUNetTrainerBCP, "BCP: bidirectional copy-paste with an EMA teacher's pseudo-labels"),
         CatalogueEntry(nnUNetTrainerSTPlusPlus, "ST++: self-training, stable images first, strong augmentation"),
+        CatalogueEntry(nnUNetTrainerDeepCoTraining, "deep co-training: two networks agree, adversarial views differ"),
         CatalogueEntry(nnUNetTrainerMeanTeacherWarmStart, "Mean Teacher continuing your nnUNetTrainer model"),
         CatalogueEntry(nnUNetTrainerUAMTWarmStart, "UA-MT continuing your nnUNetTrainer model"),
         CatalogueEntry(nnUNetTrainerURPCWarmStart, "URPC continuing your nnUNetTrainer model"),
         CatalogueEntry(nnUNetTrainerFixMatchWarmStart, "FixMatch continuing your nnUNetTrainer model"),
         CatalogueEntry(nnUNetTrainerBCPWarmStart, "BCP continuing your nnUNetTrainer model"),
         CatalogueEntry(nnUNetTrainerSTPlusPlusWarmStart, "ST++ continuing your nnUNetTrainer model"),
+        CatalogueEntry(nnUNetTrainerDeepCoTrainingWarmStart, "deep co-training continuing your nnUNetTrainer model"),
     )),
     ("Short budgets (CPU tries, the demo)", (
         CatalogueEntry(nnUNetTrainerDualUnc_20epochs, "nnUNetTrainerDualUnc in 20 epochs"),

@@ -175,7 +175,7 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
             data = torch.cat((data, data_u))
 
         self.optimizer.zero_grad(set_to_none=True)
-        with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+        with self.training_autocast():
             heads = [_as_list(h) for h in self.forward_heads(data)]
             labelled = [[scale[:n_labelled] for scale in head] for head in heads]
             loss = sum(self._supervised_loss(head, target) for head in labelled)
@@ -309,6 +309,15 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
         data, _, _, _ = nnUNetDatasetBlosc2(self.unlabelled_preprocessed_folder, [case]).load_case(case)
         return np.asarray(data[:])
 
+    def training_autocast(self):
+        """nnU-Net's mixed precision of a training step: autocast on CUDA, nothing elsewhere."""
+        return autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context()
+
+    def trained_networks(self) -> List[nn.Module]:
+        """The networks whose parameters the optimizer updates (deep co-training has two); their gradients are
+        clipped each on its own, as nnU-Net clips its one network."""
+        return [self.network]
+
     def _network_module(self) -> nn.Module:
         return unwrapped_network(self)
 
@@ -329,7 +338,8 @@ class nnUNetTrainerSemiSupervised(nnUNetTrainer):
             self.grad_scaler.unscale_(self.optimizer)
         else:
             loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
+        for network in self.trained_networks():  # nnU-Net's clipping, per network
+            torch.nn.utils.clip_grad_norm_(network.parameters(), 12)
         if self.grad_scaler is not None:
             self.grad_scaler.step(self.optimizer)
             self.grad_scaler.update()

@@ -3,6 +3,8 @@ runner and the tests."""
 from typing import Tuple
 
 from nnunetv2_dualunc.training.baselines.bcp import nnUNetTrainerBCP, nnUNetTrainerBCPWarmStart
+from nnunetv2_dualunc.training.baselines.dct import (nnUNetTrainerDeepCoTraining,
+                                                     nnUNetTrainerDeepCoTrainingWarmStart)
 from nnunetv2_dualunc.training.baselines.fixmatch import nnUNetTrainerFixMatch, nnUNetTrainerFixMatchWarmStart
 from nnunetv2_dualunc.training.baselines.mean_teacher import (nnUNetTrainerMeanTeacher,
                                                               nnUNetTrainerMeanTeacherWarmStart)
@@ -17,8 +19,9 @@ BASELINES: Tuple[Tuple[type, type], ...] = (
     (nnUNetTrainerFixMatch, nnUNetTrainerFixMatchWarmStart),
     (nnUNetTrainerBCP, nnUNetTrainerBCPWarmStart),
     (nnUNetTrainerSTPlusPlus, nnUNetTrainerSTPlusPlusWarmStart),
+    (nnUNetTrainerDeepCoTraining, nnUNetTrainerDeepCoTrainingWarmStart),
 )
 #: the benchmark runner's method name of each (from scratch; "<name>_continued" is the warm start)
 BASELINE_METHOD_NAMES = {"nnUNetTrainerMeanTeacher": "mean_teacher", "nnUNetTrainerUAMT": "ua_mt",
                          "nnUNetTrainerURPC": "urpc", "nnUNetTrainerFixMatch": "fixmatch", "nnUNetTrainerBCP": "bcp",
-                         "nnUNetTrainerSTPlusPlus": "st_plus_plus"}
+                         "nnUNetTrainerSTPlusPlus": "st_plus_plus", "nnUNetTrainerDeepCoTraining": "dct"}

@@ -1,4 +1,4 @@
-"""The base of the online baselines (Mean Teacher, UA-MT, URPC, FixMatch, BCP): every step adds a batch of
+"""The base of the online baselines (Mean Teacher, UA-MT, URPC, FixMatch, BCP, deep co-training): every step adds a batch of
 unlabelled image patches whose targets the method computes in the step itself, from a teacher, the network's own
 prediction or the network's other outputs. No ranking, no stored pseudo-labels, no stages.
 
