@@ -11,7 +11,7 @@ from nnunetv2_dualunc.method.consistency import (as_probabilities, certainty_mas
                                                  masked_cross_entropy, masked_squared_difference,
                                                  rectified_pyramid_consistency, sigmoid_rampup, softmax_mse,
                                                  split_weight, uncertainty_threshold, upsampled_probabilities,
-                                                 with_weight)
+                                                 with_weight, without_ignored)
 from nnunetv2_dualunc.method.ranking import prediction_instability
 from nnunetv2_dualunc.method.strong_augmentation import cutmix, gaussian_blur, photometric, strong_view
 from nnunetv2_dualunc.training.baselines.mean_teacher import nnUNetTrainerMeanTeacher
@@ -152,3 +152,11 @@ def test_st_plus_plus_scores_a_case_by_the_class_mean_iou_of_earlier_snapshots_w
     assert prediction_instability(final, iter([same, shifted])) == pytest.approx(1 - (1 + 5 / 18) / 2)
     with pytest.raises(ValueError):
         prediction_instability(final, [])
+
+
+def test_without_ignored_zeroes_the_ignore_label_and_masks_it_out():
+    labels = torch.tensor([[[0.0, 3.0, 2.0, 3.0]]])
+    cleaned, valid = without_ignored(labels, ignore_label=3)
+    assert cleaned.tolist() == [[[0.0, 0.0, 2.0, 0.0]]] and valid.tolist() == [[[1.0, 0.0, 1.0, 0.0]]]
+    same, everywhere = without_ignored(labels)
+    assert same is labels and everywhere.tolist() == [[[1.0, 1.0, 1.0, 1.0]]]

@@ -22,17 +22,22 @@ def sigmoid_rampup(progress: float) -> float:
     return math.exp(-5.0 * (1.0 - t) ** 2)
 
 
+def without_ignored(labels: Tensor, ignore_label: Optional[int] = None) -> tuple:
+    """(labels with the ignore label's voxels set to class 0, float mask of the other voxels), for a label map of any
+    shape: a loss then computes on valid class indices and weights the ignored voxels 0."""
+    if ignore_label is None:
+        return labels, torch.ones_like(labels, dtype=torch.float32)
+    ignored = labels == ignore_label
+    return labels.masked_fill(ignored, 0), (~ignored).float()
+
+
 def as_probabilities(target: Tensor, num_classes: int, ignore_label: Optional[int] = None) -> tuple:
     """(probabilities, valid) for a target that is either soft already (C channels: all voxels valid) or a label map
     (1 channel: one-hot; voxels of ignore_label are not valid). The recipe-only twins hand true label maps to losses
     that otherwise compare with a teacher's probabilities."""
     if target.shape[1] == num_classes and num_classes > 1:
         return target.float(), torch.ones_like(target[:, :1], dtype=torch.float32)
-    labels = target[:, 0].long()
-    valid = torch.ones_like(labels, dtype=torch.float32)
-    if ignore_label is not None:
-        valid = (labels != ignore_label).float()
-        labels = labels.masked_fill(labels == ignore_label, 0)
+    labels, valid = without_ignored(target[:, 0].long(), ignore_label)
     one_hot = F.one_hot(labels, num_classes).movedim(-1, 1).float()
     return one_hot, valid[:, None]
 

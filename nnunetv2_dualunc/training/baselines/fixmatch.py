@@ -19,7 +19,8 @@ from typing import List
 import torch
 from torch import autocast, nn
 
-from nnunetv2_dualunc.method.consistency import ConfidentCrossEntropy, confident_pseudo_labels, with_weight
+from nnunetv2_dualunc.method.consistency import (ConfidentCrossEntropy, confident_pseudo_labels, with_weight,
+                                                 without_ignored)
 from nnunetv2_dualunc.method.strong_augmentation import strong_view
 from nnunetv2_dualunc.training.baselines.online import nnUNetTrainerOnlineSemiSupervised
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
@@ -36,10 +37,7 @@ class nnUNetTrainerFixMatch(nnUNetTrainerOnlineSemiSupervised):
                      target_u: List[torch.Tensor]) -> tuple:
         """The strong view of the second batch, with_weight(hard target, confidence mask) per scale."""
         if self.second_batch_is_labelled:
-            labels = target_u
-            ignore = self.label_manager.ignore_label
-            masks = [torch.ones_like(t) if ignore is None else (t != ignore).float() for t in labels]
-            labels = [t if ignore is None else t.masked_fill(t == ignore, 0) for t in labels]
+            labels, masks = zip(*(without_ignored(t, self.label_manager.ignore_label) for t in target_u))
         else:
             with torch.no_grad(), autocast(self.device.type, enabled=self.device.type == "cuda"):
                 weak = [torch.softmax(t.float(), 1) for t in _as_list(self.network(data_u))[:len(target_u)]]
