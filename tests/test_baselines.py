@@ -17,6 +17,8 @@ from helpers import trainer_factory
 
 from nnunetv2_dualunc.run_layout import ranking_settings_path, sample_ranking_path
 from nnunetv2_dualunc.training.baselines.catalogue import BASELINES
+from nnunetv2_dualunc.method.co_training import fgsm_example
+from nnunetv2_dualunc.training.baselines import dct
 from nnunetv2_dualunc.training.baselines.dct import (PEER_CHECKPOINT_KEY, nnUNetTrainerDeepCoTraining,
                                                      nnUNetTrainerDeepCoTrainingWarmStart)
 from nnunetv2_dualunc.training.baselines.fixmatch import nnUNetTrainerFixMatch
@@ -84,11 +86,16 @@ def test_every_baseline_takes_train_steps_with_its_second_batch(request, monkeyp
             assert trainer._online_teacher is None, name  # true labels: no teacher is ever asked
 
 
-@pytest.mark.parametrize("labelled_attack_probability", [1.0, 0.0], ids=["labelled", "second-batch"])
 def test_co_training_attacks_trains_both_networks_and_keeps_the_second_in_the_checkpoint(
-        planned_workspace, monkeypatch, tmp_path, labelled_attack_probability):
+        planned_workspace, monkeypatch, tmp_path):
     make_trainer = trainer_factory(planned_workspace, monkeypatch)
-    monkeypatch.setattr(nnUNetTrainerDeepCoTraining, "labelled_attack_probability", labelled_attack_probability)
+    attacked_own_argmax = []  # per attack: whether the network was attacked on its own argmax (the second batch)
+
+    def recorded_fgsm(network, images, labels, *args):
+        attacked_own_argmax.append(labels is None)
+        return fgsm_example(network, images, labels, *args)
+
+    monkeypatch.setattr(dct, "fgsm_example", recorded_fgsm)
     torch.manual_seed(0)
     trainer = _built(make_trainer, nnUNetTrainerDeepCoTraining, False)
     trainer.current_epoch = trainer.num_epochs - 1  # the adversarial term at its full weight
@@ -97,8 +104,12 @@ def test_co_training_attacks_trains_both_networks_and_keeps_the_second_in_the_ch
     batch = synthetic_batch(trainer, trainer.batch_size)
     networks = {"first": trainer.network, "second": trainer.peer_network}
     before = {name: {k: v.clone() for k, v in net.state_dict().items()} for name, net in networks.items()}
-    results = [trainer.train_step(batch) for _ in range(STEPS)]
+    results = []
+    for attack_labelled in (1.0, 0.0, 1.0):  # each network's own labelled batch, then the shared second batch
+        trainer.labelled_attack_probability = attack_labelled
+        results.append(trainer.train_step(batch))
     assert all(math.isfinite(float(r["loss"])) and float(r["unsupervised_losses"]) > 0 for r in results)
+    assert attacked_own_argmax == [False, False, True, True, False, False]  # both networks in every step
     for name, net in networks.items():
         assert any(not torch.equal(before[name][k], v) for k, v in net.state_dict().items()), name
 
