@@ -6,22 +6,27 @@
 # worktree (benchmarks/pinned_worktree.sh) with the checkout's venv; rerunning resumes every step:
 #
 #   cd WORKTREE && PYTHONPATH=WORKTREE:WORKTREE/.import_shim OMP_WAIT_POLICY=PASSIVE PY=<checkout>/.venv/bin/python \
-#       bash benchmarks/arena.sh [ROOT=/tmp/dualunc_bench]
+#       KEEP=<checkout>/docs/results/<date>_arena bash benchmarks/arena.sh [ROOT=/tmp/dualunc_bench]
 #
 # Cost on 2 CPU cores: each warm-start method and its twin take about as long as the recommended trainer (~1 h
-# each at 650 steps), so one setting and seed is ~12 h; the order below is the order of importance.
+# each at 650 steps), so one setting and seed is ~12 h: several working periods, each on the same machine only if it is
+# kept (a lost work folder loses its teacher; what finished is in KEEP); the order below is the order of importance.
 set -euo pipefail
 PY=${PY:-python}
 ROOT=${1:-/tmp/dualunc_bench}
 WARM="bcp_continued mean_teacher_continued fixmatch_continued ua_mt_continued urpc_continued st_plus_plus_continued
     dct_continued"
 SCRATCH="bcp mean_teacher fixmatch ua_mt urpc st_plus_plus dct"
-acdc() { "$PY" benchmarks/acdc.py "$@"; }
-# warm-start protocol (cpu_warm), ACDC 7 labelled, teacher A of 2026-12-07, seeds 0 and 1; then 3 labelled, seed 0
-acdc --profile cpu_warm --labelled labeled_7 --seed 0 --work "$ROOT/acdc7_20261207_teacherA_seed0" --methods $WARM
-acdc --profile cpu_warm --labelled labeled_7 --seed 1 --work "$ROOT/acdc7_20261207_teacherA_seed1" --methods $WARM
-acdc --profile cpu_warm --labelled labeled_3 --seed 0 --work "$ROOT/acdc3_20261207_teacherA_seed0" --methods $WARM
+KEEP=${KEEP:-}  # the checkout's results folder: each finished method's report and metrics are copied there (--keep)
+acdc() {  # acdc SETTING ARGS...: the work folder of recipe_controls.sh's unit, its results kept under $KEEP/SETTING
+    local setting=$1; shift
+    "$PY" benchmarks/acdc.py --work "$ROOT/$setting" ${KEEP:+--keep "$KEEP/$setting"} "$@"
+}
+# warm-start protocol (cpu_warm), ACDC 7 labelled, teacher B, seeds 0 and 1; then 3 labelled, seed 0
+acdc acdc7_teacherB_seed0 --profile cpu_warm --labelled labeled_7 --seed 0 --methods $WARM
+acdc acdc7_teacherB_seed1 --profile cpu_warm --labelled labeled_7 --seed 1 --methods $WARM
+acdc acdc3_teacherA_seed0 --profile cpu_warm --labelled labeled_3 --seed 0 --methods $WARM
 # from scratch (cpu profile, 1500 steps), beside nnU-Net and supervised copy-paste of recipe_controls.sh
-acdc --profile cpu --labelled labeled_7 --seed 0 --work "$ROOT/acdc7_20261207_scratch_seed0" --methods $SCRATCH
-acdc --profile cpu --labelled labeled_7 --seed 1 --work "$ROOT/acdc7_20261207_scratch_seed1" --methods supervised copy_paste $SCRATCH
-acdc --profile cpu --labelled labeled_3 --seed 0 --work "$ROOT/acdc3_20261207_scratch_seed0" --methods $SCRATCH
+acdc acdc7_scratch_seed0 --profile cpu --labelled labeled_7 --seed 0 --methods $SCRATCH
+acdc acdc7_scratch_seed1 --profile cpu --labelled labeled_7 --seed 1 --methods supervised copy_paste $SCRATCH
+acdc acdc3_scratch_seed0 --profile cpu --labelled labeled_3 --seed 0 --methods $SCRATCH

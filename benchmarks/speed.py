@@ -12,8 +12,8 @@ A DualUnc iteration is timed in pre-training (labelled batch only, both decoders
 An online baseline's step (phase "online": labelled + unlabelled batch, its teacher passes, strong view or pyramid
 included) is timed with --runs, e.g. against the recommended trainer's stage:
 
-    .venv/bin/python benchmarks/speed.py ... --runs nnUNetTrainer:- nnUNetTrainerDualUncPlus:stage2 \
-        nnUNetTrainerMeanTeacher:online nnUNetTrainerUAMT:online nnUNetTrainerURPC:online \
+    .venv/bin/python benchmarks/speed.py ... --runs nnUNetTrainer:- nnUNetTrainerDualUncPlus:stage2 \\
+        nnUNetTrainerMeanTeacher:online nnUNetTrainerUAMT:online nnUNetTrainerURPC:online \\
         nnUNetTrainerFixMatch:online nnUNetTrainerBCP:online nnUNetTrainerDeepCoTraining:online
 
     .venv/bin/python benchmarks/speed.py -d 507 -c 2d_cpu --work /tmp/dualunc_bench/ACDC_labeled_7_cpu_seed0/labeled_7
