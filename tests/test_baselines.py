@@ -125,7 +125,8 @@ def test_co_training_attacks_trains_both_networks_and_keeps_the_second_in_the_ch
         trainer.optimizer.state_dict()["state"].keys()  # the second network's momentum came back too
 
 
-def test_co_training_warm_start_copies_the_loaded_model_into_the_second_network_once(planned_workspace, monkeypatch):
+def test_co_training_warm_start_copies_the_loaded_model_into_the_second_network_once(planned_workspace, monkeypatch,
+                                                                                     tmp_path):
     make_trainer = trainer_factory(planned_workspace, monkeypatch)
     trainer = _built(make_trainer, nnUNetTrainerDeepCoTrainingWarmStart, False)
     first = trainer.network.state_dict()
@@ -140,10 +141,42 @@ def test_co_training_warm_start_copies_the_loaded_model_into_the_second_network_
     trainer._start_peer()  # later steps don't copy again
     assert any(not torch.equal(v, first[k]) for k, v in trainer.peer_network.state_dict().items())
 
+    path = str(tmp_path / "warm.pth")  # a resumed warm start keeps its own second network: no copy after --c
+    trainer.save_checkpoint(path)
+    resumed = _built(make_trainer, nnUNetTrainerDeepCoTrainingWarmStart, False)
+    resumed.load_checkpoint(path)
+    resumed._start_peer()
+    assert all(torch.equal(v, second[k]) for k, v in resumed.peer_network.state_dict().items())
+
     scratch = _built(make_trainer, nnUNetTrainerDeepCoTraining, False)
     scratch._start_peer()  # from scratch the two random initialisations stay different
     assert any(not torch.equal(v, scratch.network.state_dict()[k])
                for k, v in scratch.peer_network.state_dict().items())
+
+
+def test_co_training_feeds_each_network_the_others_adversarial_examples_and_clean_prediction(planned_workspace,
+                                                                                            monkeypatch):
+    make_trainer = trainer_factory(planned_workspace, monkeypatch)
+    trainer = _built(make_trainer, nnUNetTrainerDeepCoTraining, False)
+    trainer.current_epoch = trainer.num_epochs - 1
+    marker = {id(trainer.network): 7.0, id(trainer.peer_network): -7.0}  # what each network's attack returns
+    classes = trainer.label_manager.num_segmentation_heads
+
+    def marked_attack(network, images, labels, *args):
+        logits = torch.full((images.shape[0], classes, *images.shape[2:]), marker[id(network)])
+        return torch.full_like(images, marker[id(network)]), logits
+
+    seen, targets = {}, []
+    monkeypatch.setattr(dct, "fgsm_example", marked_attack)
+    monkeypatch.setattr(dct, "adversarial_kl", lambda output, clean: targets.append(float(clean.mean())) or
+                        (output.float() * 0).sum())
+    for name, network in (("first", trainer.network), ("second", trainer.peer_network)):
+        network.register_forward_pre_hook(lambda module, inputs, name=name: seen.setdefault(name, inputs[0]))
+    trainer.train_step(synthetic_batch(trainer, trainer.batch_size))
+    n = trainer.batch_size
+    assert seen["first"].shape[0] == seen["second"].shape[0] == 3 * n  # own labelled, second batch, adversarial
+    assert torch.all(seen["first"][2 * n:] == -7.0) and torch.all(seen["second"][2 * n:] == 7.0)
+    assert targets == [-7.0, 7.0]  # the first network matches the second's clean prediction, and back
 
 
 def _train(ws, trainer: str, log: str, extra=(), **kwargs):

@@ -13,8 +13,9 @@ Choices, from the authors' code (jizongFox/Deep-Co-Training-for-Semi-Supervised-
 - view difference: fast-gradient-sign examples of one network's batch against its own argmax (true labels for a
   labelled batch), the other network trained to match the attacked network's clean softmax on them (KL), both
   directions averaged; weight 0.05, ramped from 1/6 to 40 % of the epochs (theirs: epochs 20 to 50 of 120), no
-  attack while the weight is 0. They attack both the labelled and the unlabelled batch in every step; here one of
-  the two, drawn at random (their earlier code's choice), which halves the attack's cost;
+  attack while the weight is 0. They attack both the labelled and the unlabelled batch in every step; here each
+  network attacks one of its two, drawn at random per network and step (their earlier code's choice), which halves
+  the attack's cost;
 - epsilon 0.1 in nnU-Net's normalised intensities (theirs 0.03 on images in [0, 1], about a tenth of an image's
   standard deviation), no clamping: z-scored images have no fixed range;
 - the deep-supervision heads take nnU-Net's loss on the labelled batches; agreement and attack use the
@@ -24,6 +25,10 @@ Choices, from the authors' code (jizongFox/Deep-Co-Training-for-Semi-Supervised-
 - exported and validated: the first network (nnU-Net's predictor loads one network; they report both networks and
   their soft ensemble). The peer's weights are kept in nnU-Net's checkpoint, so ``--c`` resumes both;
 - recipe-only twin: the second batch from the labelled cases, attacked against their true labels, the same terms.
+
+Cost: per step two networks see three batches each (their labelled one, the second batch, the other's adversarial
+examples) plus one attack pass each, and both graphs live until the one backward pass: about six times
+nnUNetTrainer's activation memory on a GPU.
 """
 import torch
 from torch import nn
@@ -110,7 +115,8 @@ class nnUNetTrainerDeepCoTraining(nnUNetTrainerOnlineSemiSupervised):
             images, labels = data, target[0]
         else:
             images, labels = data_u, (target_u[0] if self.second_batch_is_labelled else None)
-        return fgsm_example(network, images, labels, self.adversarial_epsilon, self.label_manager.ignore_label)
+        with self.training_autocast():
+            return fgsm_example(network, images, labels, self.adversarial_epsilon, self.label_manager.ignore_label)
 
     def _start_peer(self) -> None:
         """In a warm start, the peer becomes a copy of the loaded model before the first step (not after --c)."""
