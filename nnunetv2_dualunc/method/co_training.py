@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nnunetv2_dualunc.method.consistency import entropy
+from nnunetv2_dualunc.method.losses import kl_divergence_map
 
 
 def jensen_shannon(probabilities: Sequence[Tensor]) -> Tensor:
@@ -43,6 +44,4 @@ def fgsm_example(network: nn.Module, images: Tensor, labels: Optional[Tensor], e
 def adversarial_kl(adversarial_logits: Tensor, clean_logits: Tensor) -> Tensor:
     """Mean over voxels of KL(p_clean || p_adversarial): the view-difference loss of the network that predicts on the
     adversarial example; the clean prediction (the other network's) is a fixed target."""
-    log_clean = F.log_softmax(clean_logits.detach().float(), dim=1)
-    log_adversarial = F.log_softmax(adversarial_logits.float(), dim=1)
-    return (log_clean.exp() * (log_clean - log_adversarial)).sum(dim=1).mean()
+    return kl_divergence_map(clean_logits.detach(), adversarial_logits).mean()
