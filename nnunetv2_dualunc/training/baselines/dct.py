@@ -16,8 +16,8 @@ Choices, from the authors' code (jizongFox/Deep-Co-Training-for-Semi-Supervised-
   attack while the weight is 0. They attack both the labelled and the unlabelled batch in every step; here each
   network attacks one of its two, drawn at random per network and step (their earlier code's choice), which halves
   the attack's cost;
-- epsilon 0.1 in nnU-Net's normalised intensities (theirs 0.03 on images in [0, 1], about a tenth of an image's
-  standard deviation), no clamping: z-scored images have no fixed range;
+- epsilon 0.1 in nnU-Net's z-scored intensities, a tenth of the image's standard deviation (theirs: 0.03 on images
+  in [0, 1] whose standard deviation is about 0.3), no clamping: z-scored images have no fixed range;
 - the deep-supervision heads take nnU-Net's loss on the labelled batches; agreement and attack use the
   full-resolution output (their networks have one);
 - from scratch the two networks start from different random initialisations; in a warm start the peer starts as a
