@@ -19,6 +19,9 @@ ORACLE="dualunc_warm_copy_paste_pseudo_dice_oracle"
 # of the unlabelled images (BCP on nnU-Net's network); its recipe-only twin is copy_paste_continued. Its rule failed
 # in the first pair (teacher A, seed 0); the first candidate (the online teacher) failed there too and is left out
 BCP="bcp_continued"
+# the ceiling under the copy-paste recipe (docs/log/2026-12-07_recipe-controls.md, 6): supervised copy-paste with the
+# unlabelled cases' hidden true labels as its second batch; its twin is copy_paste_continued
+CP_ORACLE="bcp_continued_oracle"
 acdc() {  # acdc SETTING ARGS...: one work folder, its results kept under $KEEP/SETTING
     local setting=$1; shift
     "$PY" benchmarks/acdc.py --profile cpu_warm --work "$ROOT/$setting" ${KEEP:+--keep "$KEEP/$setting"} "$@"
@@ -27,9 +30,9 @@ acdc() {  # acdc SETTING ARGS...: one work folder, its results kept under $KEEP/
 # machine (10:15 UTC, before seed 1's twin ran), so teacher A has one seed. Each unit below (a teacher and its
 # methods, about 2.5 h alone on 2 cores) fits a working period when the cores are not shared.
 # 7 labelled, teacher B, seed 0: the oracle first, it gates where the CPU time goes next (with teacher A's +3.3)
-acdc acdc7_teacherB_seed0 --labelled labeled_7 --seed 0 --methods $ORACLE $RECIPE
+acdc acdc7_teacherB_seed0 --labelled labeled_7 --seed 0 --methods $ORACLE $RECIPE $CP_ORACLE
 acdc acdc7_teacherB_seed1 --labelled labeled_7 --seed 1 --teacher-from "$ROOT/acdc7_teacherB_seed0" \
-    --methods $RECIPE
+    --methods $RECIPE $CP_ORACLE
 # 7 labelled, teacher C: the second teacher of the target (nnU-Net's augmentation is unseeded: a new teacher)
 acdc acdc7_teacherC_seed0 --labelled labeled_7 --seed 0 --methods $RECIPE $BCP
 acdc acdc7_teacherC_seed1 --labelled labeled_7 --seed 1 --teacher-from "$ROOT/acdc7_teacherC_seed0" \

@@ -259,7 +259,7 @@ def test_warm_start_profile_methods_continue_from_its_teacher():
                        "dualunc_warm_long_adaptation", "dualunc_warm_summed_loss", "dualunc_warm_mirrored_labels",
                        "dualunc_warm_loaded_snapshot", "dualunc_warm_fg_rank", "dualunc_warm_copy_paste",
                        "dualunc_warm_copy_paste_unmixed_finish",
-                       "supervised_continued_one_lr_decay", "dualunc_warm_one_lr_decay"):
+                       "supervised_continued_one_lr_decay", "dualunc_warm_one_lr_decay", "bcp_continued_oracle"):
             trainer = getattr(benchmark_trainers, benchmark_trainers.trainer_name(method, profile))
             assert trainer.warm_start_trainer == expected
             assert trainer.lr_restart_each_phase == (not method.endswith("one_lr_decay"))
@@ -278,34 +278,41 @@ def test_long_adaptation_moves_half_of_each_stage_into_the_first_phase():
     assert trainer.num_snapshots == 3
 
 
-def test_oracle_trains_with_the_hidden_label_in_the_preprocessed_geometry(planned_workspace, tmp_path, monkeypatch):
-    """The oracle's label of an unlabelled case is its true label, preprocessed like nnU-Net's labelled cases."""
+def _hidden_label_setup(ws, tmp_path, monkeypatch, oracle_class: type) -> tuple:
+    """An oracle trainer (built without nnU-Net's constructor) on the planned workspace, the preprocessed
+    unlabelled folder and the "true" label of syn_u_000 (class 2 on its brightest fifth) in $DUALUNC_ORACLE_LABELS."""
     import numpy as np
     import SimpleITK as sitk
-    from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     from nnunetv2_dualunc.data.unlabelled import preprocess_unlabelled
 
-    ws = planned_workspace
     for key in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         monkeypatch.setenv(key, ws.env[key])
     folder = preprocess_unlabelled(ws.dataset, "2d", "nnUNetPlans", 1)
-    image_file = os.path.join(ws.raw_dataset, "imagesUnlabeled", "syn_u_000_0000.nii.gz")
-    image = sitk.ReadImage(image_file)
+    image = sitk.ReadImage(os.path.join(ws.raw_dataset, "imagesUnlabeled", "syn_u_000_0000.nii.gz"))
     array = sitk.GetArrayFromImage(image)
-    hidden = (array > np.percentile(array, 80)).astype(np.uint8) * 2  # a "true" label: class 2 on bright voxels
+    hidden = (array > np.percentile(array, 80)).astype(np.uint8) * 2
     label = sitk.GetImageFromArray(hidden)
     label.CopyInformation(image)
     labels = tmp_path / "labelsTr"
     labels.mkdir()
     sitk.WriteImage(label, str(labels / "syn_u_000.nii.gz"))
     monkeypatch.setenv(benchmark_trainers.ORACLE_LABELS_VARIABLE, str(labels))
-
-    oracle = object.__new__(benchmark_trainers.nnUNetTrainerDualUncWarmStartOracle)
+    oracle = object.__new__(oracle_class)
     oracle.dataset_json = json.load(open(os.path.join(ws.raw_dataset, "dataset.json")))
     oracle.plans_manager = PlansManager(os.path.join(ws.env["nnUNet_preprocessed"], ws.dataset, "nnUNetPlans.json"))
     oracle.configuration_manager = oracle.plans_manager.get_configuration("2d")
+    return oracle, folder, hidden
+
+
+def test_oracle_trains_with_the_hidden_label_in_the_preprocessed_geometry(planned_workspace, tmp_path, monkeypatch):
+    """The oracle's label of an unlabelled case is its true label, preprocessed like nnU-Net's labelled cases."""
+    import numpy as np
+    from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
+
+    oracle, folder, hidden = _hidden_label_setup(planned_workspace, tmp_path, monkeypatch,
+                                                 benchmark_trainers.nnUNetTrainerDualUncWarmStartOracle)
     data, nonzero, _, _ = nnUNetDatasetBlosc2(folder, ["syn_u_000"]).load_case("syn_u_000")
     result = oracle.pseudo_label("syn_u_000", np.asarray(data[:]), np.asarray(nonzero[:]), None, None)
     assert result.shape == (1, *data.shape[1:])
@@ -314,6 +321,29 @@ def test_oracle_trains_with_the_hidden_label_in_the_preprocessed_geometry(planne
     monkeypatch.setenv(benchmark_trainers.ORACLE_LABELS_VARIABLE, str(tmp_path / "nowhere"))
     with pytest.raises(FileNotFoundError, match="DUALUNC_ORACLE_LABELS"):
         oracle.pseudo_label("syn_u_000", np.asarray(data[:]), np.asarray(nonzero[:]), None, None)
+
+
+def test_copy_paste_oracle_trains_on_the_unlabelled_cases_stored_with_their_hidden_labels(planned_workspace,
+                                                                                         tmp_path, monkeypatch):
+    """BCP's oracle: the unlabelled cases become training cases whose segmentation is the hidden label (with the class
+    locations nnU-Net's loader samples from), written once; the loader's targets are used as they are."""
+    import numpy as np
+    from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
+
+    oracle, folder, hidden = _hidden_label_setup(planned_workspace, tmp_path, monkeypatch,
+                                                 benchmark_trainers.nnUNetTrainerBCPWarmStartOracle)
+    oracle.output_folder, oracle.unlabelled_cases = str(tmp_path / "fold_0"), ["syn_u_000"]
+    oracle.unlabelled_preprocessed_folder = folder
+    oracle.label_manager = oracle.plans_manager.get_label_manager(oracle.dataset_json)
+    cases = oracle._hidden_label_cases()
+    data, seg, _, properties = nnUNetDatasetBlosc2(cases, ["syn_u_000"]).load_case("syn_u_000")
+    assert seg.shape == (1, *data.shape[1:]) and (np.asarray(seg[:]) == 2).sum() == (hidden == 2).sum()
+    assert len(properties["class_locations"][2]) > 0 and len(properties["class_locations"][1]) == 0
+    written = os.path.getmtime(os.path.join(cases, "syn_u_000.pkl"))
+    assert oracle._hidden_label_cases() == cases and os.path.getmtime(os.path.join(cases, "syn_u_000.pkl")) == written
+    targets = [object()]
+    assert oracle.second_batch_targets(None, targets) is targets  # no teacher: the stored labels as they are
+    assert benchmark_trainers.RECIPE_TWINS["bcp_continued_oracle"] == "copy_paste_continued"
 
 
 def test_half_oracle_labels_a_fixed_half_truly_and_pseudo_labels_the_rest(monkeypatch):

@@ -25,8 +25,11 @@ from typing import Dict, Sequence, Tuple, Type
 
 import numpy as np
 import torch
+from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from nnunetv2_dualunc.data.pseudo_labels import completed_cases, write_pseudo_labelled_case
+from nnunetv2_dualunc.training.baselines.bcp import nnUNetTrainerBCPWarmStart
 from nnunetv2_dualunc.training.baselines.catalogue import BASELINE_METHOD_NAMES, BASELINES
 from nnunetv2_dualunc.training.baselines.online import nnUNetTrainerOnlineSemiSupervised
 from nnunetv2_dualunc.training.budget_variants import budget_variant
@@ -194,7 +197,19 @@ def oracle_subset(cases: Sequence[str], fraction: float) -> frozenset:
     return frozenset(ordered[:round(fraction * len(ordered))])
 
 
-class OracleLabelsMixin:
+class HiddenLabelsMixin:
+    """Reads the hidden true label of an "unlabelled" benchmark case, preprocessed like its stored image."""
+
+    def hidden_label(self, case: str, spatial_shape: Sequence[int]) -> np.ndarray:
+        label_file = hidden_label_file(case, self.dataset_json["file_ending"])
+        if not hasattr(self, "_oracle_images"):  # one scan of imagesUnlabeled, not one per case
+            raw = os.path.join(os.environ["nnUNet_raw"], self.plans_manager.dataset_name)
+            self._oracle_images = find_unlabelled_cases(raw, self.dataset_json)
+        return preprocessed_hidden_label(self._oracle_images[case], label_file, self.plans_manager,
+                                         self.configuration_manager, self.dataset_json, spatial_shape)
+
+
+class OracleLabelsMixin(HiddenLabelsMixin):
     """Benchmark-only diagnosis, never a product trainer: each "unlabelled" case trains with its true label (read
     from $DUALUNC_ORACLE_LABELS, the source dataset's labelsTr, and preprocessed with its image exactly as nnU-Net
     preprocesses a labelled case) instead of a prediction. Everything else (ranking, stages, losses) is unchanged,
@@ -208,12 +223,7 @@ class OracleLabelsMixin:
     def pseudo_label(self, case, data, nonzero_seg, predictor, weights):
         if self.oracle_fraction < 1 and case not in oracle_subset(self.unlabelled_cases, self.oracle_fraction):
             return super().pseudo_label(case, data, nonzero_seg, predictor, weights)
-        label_file = hidden_label_file(case, self.dataset_json["file_ending"])
-        if not hasattr(self, "_oracle_images"):  # one scan of imagesUnlabeled, not one per case
-            raw = os.path.join(os.environ["nnUNet_raw"], self.plans_manager.dataset_name)
-            self._oracle_images = find_unlabelled_cases(raw, self.dataset_json)
-        return preprocessed_hidden_label(self._oracle_images[case], label_file, self.plans_manager,
-                                         self.configuration_manager, self.dataset_json, data.shape[1:])
+        return self.hidden_label(case, data.shape[1:])
 
 
 class nnUNetTrainerDualUncWarmStartOracle(OracleLabelsMixin, nnUNetTrainerDualUncWarmStart):
@@ -229,6 +239,34 @@ class nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceOracle(OracleLabelsMixin,
                                                              nnUNetTrainerDualUncWarmStartCopyPastePseudoDice):
     """The recommended trainer with the hidden true labels in place of pseudo-labels (diagnosis only): the ceiling of
     what the unlabelled images can add under its recipe (copy-paste, the pseudo-label Dice)."""
+
+
+class nnUNetTrainerBCPWarmStartOracle(HiddenLabelsMixin, nnUNetTrainerBCPWarmStart):
+    """Supervised copy-paste whose second batch (after BCP's labelled share of the epochs: none in the warm start) is
+    drawn from the "unlabelled" cases with their hidden true labels (diagnosis only): the ceiling of what the unlabelled images can add under the
+    copy-paste recipe, as the recommended trainer's oracle is under its own. BCP's EMA teacher is never asked; with
+    labelled second batches throughout it is copy_paste_continued, its twin."""
+
+    def use_unlabelled_images(self) -> None:
+        self.use_unlabelled_cases(self._hidden_label_cases(), self.unlabelled_cases)
+
+    def second_batch_targets(self, data: torch.Tensor, targets):
+        return targets  # the hidden true labels, as the loader read them
+
+    def _hidden_label_cases(self) -> str:
+        """The unlabelled cases' preprocessed images with their hidden labels, stored as training cases in this
+        run's folder (once: a resumed run keeps the finished ones)."""
+        folder = os.path.join(self.output_folder, "oracle_cases")
+        os.makedirs(folder, exist_ok=True)
+        finished = set(completed_cases(folder))
+        for case in self.unlabelled_cases:
+            if case in finished:
+                continue
+            data, _, _, properties = nnUNetDatasetBlosc2(self.unlabelled_preprocessed_folder, [case]).load_case(case)
+            data = np.asarray(data[:])
+            write_pseudo_labelled_case(folder, case, data, self.hidden_label(case, data.shape[1:]), properties,
+                                       self.configuration_manager.patch_size, self.label_manager.foreground_labels)
+        return folder
 
 
 class nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceOnlineTeacher(OnlineTeacherMixin,
@@ -336,7 +374,9 @@ METHODS = {"supervised": None, "self_training": nnUNetTrainerSelfTraining,
            "supervised_continued_one_lr_decay": nnUNetTrainerContinuedOneLRDecay,
            "dualunc_warm_one_lr_decay": nnUNetTrainerDualUncWarmStartOneLRDecay,
            # supervised copy-paste (the product's nnUNetTrainerCopyPaste): from scratch, and from the teacher
-           "copy_paste": nnUNetTrainerCopyPaste, "copy_paste_continued": nnUNetTrainerCopyPasteWarmStart}
+           "copy_paste": nnUNetTrainerCopyPaste, "copy_paste_continued": nnUNetTrainerCopyPasteWarmStart,
+           # the ceiling under the copy-paste recipe: BCP with the hidden true labels (diagnosis only)
+           "bcp_continued_oracle": nnUNetTrainerBCPWarmStartOracle}
 # the comparison's online baselines (training/baselines/): "<name>" from scratch, "<name>_continued" warm-started
 for _scratch, _warm in BASELINES:
     _method = BASELINE_METHOD_NAMES[_scratch.__name__]
@@ -348,7 +388,8 @@ _TARGETS_ONLY = (OracleLabelsMixin, OnlineTeacherMixin)
 RECIPE_ONLY_SUFFIX = "_recipe_only"
 #: methods whose recipe without unlabelled images is another method exactly: BCP with labelled second batches is
 #: supervised copy-paste (the same loader, mixing, loss, phases and steps)
-_SHARED_TWINS = {"bcp": "copy_paste", "bcp_continued": "copy_paste_continued"}
+_SHARED_TWINS = {"bcp": "copy_paste", "bcp_continued": "copy_paste_continued",
+                 "bcp_continued_oracle": "copy_paste_continued"}
 
 
 def _recipe_twins() -> Dict[str, str]:
