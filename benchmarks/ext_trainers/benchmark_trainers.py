@@ -243,9 +243,9 @@ class nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceOracle(OracleLabelsMixin,
 
 class nnUNetTrainerBCPWarmStartOracle(HiddenLabelsMixin, nnUNetTrainerBCPWarmStart):
     """Supervised copy-paste whose second batch (after BCP's labelled share of the epochs: none in the warm start) is
-    drawn from the "unlabelled" cases with their hidden true labels (diagnosis only): the ceiling of what the unlabelled images can add under the
-    copy-paste recipe, as the recommended trainer's oracle is under its own. BCP's EMA teacher is never asked; with
-    labelled second batches throughout it is copy_paste_continued, its twin."""
+    drawn from the "unlabelled" cases with their hidden true labels (diagnosis only): the ceiling of what the
+    unlabelled images can add under the copy-paste recipe, as the recommended trainer's oracle is under its own.
+    BCP's EMA teacher is never asked; with labelled second batches throughout it is copy_paste_continued, its twin."""
 
     def use_unlabelled_images(self) -> None:
         self.use_unlabelled_cases(self._hidden_label_cases(), self.unlabelled_cases)
@@ -259,10 +259,10 @@ class nnUNetTrainerBCPWarmStartOracle(HiddenLabelsMixin, nnUNetTrainerBCPWarmSta
         folder = os.path.join(self.output_folder, "oracle_cases")
         os.makedirs(folder, exist_ok=True)
         finished = set(completed_cases(folder))
-        for case in self.unlabelled_cases:
-            if case in finished:
-                continue
-            data, _, _, properties = nnUNetDatasetBlosc2(self.unlabelled_preprocessed_folder, [case]).load_case(case)
+        pending = [case for case in self.unlabelled_cases if case not in finished]
+        images = nnUNetDatasetBlosc2(self.unlabelled_preprocessed_folder, pending) if pending else None
+        for case in pending:
+            data, _, _, properties = images.load_case(case)
             data = np.asarray(data[:])
             write_pseudo_labelled_case(folder, case, data, self.hidden_label(case, data.shape[1:]), properties,
                                        self.configuration_manager.patch_size, self.label_manager.foreground_labels)
