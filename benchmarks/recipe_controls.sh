@@ -31,15 +31,17 @@ acdc() {  # acdc SETTING ARGS...: one work folder, its results kept under $KEEP/
 # methods, about 2.5 h alone on 2 cores) fits a working period when the cores are not shared.
 # 7 labelled, teacher B, seed 0: the oracle first, it gates where the CPU time goes next (with teacher A's +3.3)
 acdc acdc7_teacherB_seed0 --labelled labeled_7 --seed 0 --methods $ORACLE $RECIPE $CP_ORACLE
+# The gate (log item 1): oracle - twin was +3.3 (teacher A) and +1.6 (teacher B), mean +2.45 < +3, so the 3-labelled
+# setting comes next (teacher B's seed 1, which completes item 6's reading, and teacher C after it). The copy-paste
+# oracle runs at 3 labelled too: the ceiling under supervised copy-paste where labels are scarcer.
+acdc acdc3_teacherA_seed0 --labelled labeled_3 --seed 0 --methods $ORACLE $RECIPE $BCP $CP_ORACLE
+acdc acdc3_teacherA_seed1 --labelled labeled_3 --seed 1 --teacher-from "$ROOT/acdc3_teacherA_seed0" \
+    --methods $RECIPE $BCP $CP_ORACLE
 acdc acdc7_teacherB_seed1 --labelled labeled_7 --seed 1 --teacher-from "$ROOT/acdc7_teacherB_seed0" \
     --methods $RECIPE $CP_ORACLE
 # 7 labelled, teacher C: the second teacher of the target (nnU-Net's augmentation is unseeded: a new teacher)
 acdc acdc7_teacherC_seed0 --labelled labeled_7 --seed 0 --methods $RECIPE $BCP
 acdc acdc7_teacherC_seed1 --labelled labeled_7 --seed 1 --teacher-from "$ROOT/acdc7_teacherC_seed0" \
-    --methods $RECIPE $BCP
-# 3 labelled, one teacher, two seeds
-acdc acdc3_teacherA_seed0 --labelled labeled_3 --seed 0 --methods $ORACLE $RECIPE $BCP
-acdc acdc3_teacherA_seed1 --labelled labeled_3 --seed 1 --teacher-from "$ROOT/acdc3_teacherA_seed0" \
     --methods $RECIPE $BCP
 # supervised copy-paste from scratch (the cpu profile: 1500 steps, against nnU-Net's own trainer for as many steps)
 acdc acdc7_scratch_seed0 --labelled labeled_7 --profile cpu --seed 0 --methods supervised copy_paste
