@@ -91,7 +91,9 @@ def _export_entry(argv: List[str]) -> None:
                                      description="Export a trained model as a plain nnU-Net model folder "
                                                  "(main decoder only, trainer nnUNetTrainer).")
     _add_model_arguments(parser)
-    parser.add_argument("-o", required=True, help="output folder")
+    parser.add_argument("-o", required=True, help="output folder; the model folder is written in it as "
+                                                  "nnUNetTrainer__PLANS__CONFIGURATION (printed at the end), the "
+                                                  "folder nnUNetv2_predict_from_modelfolder -m takes")
     args = parser.parse_args(argv)
     folder, folds = _model_folder_and_folds(args)
     try:
