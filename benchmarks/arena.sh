@@ -8,9 +8,12 @@
 #   cd WORKTREE && PYTHONPATH=WORKTREE:WORKTREE/.import_shim OMP_WAIT_POLICY=PASSIVE PY=<checkout>/.venv/bin/python \
 #       KEEP=<checkout>/docs/results/<date>_arena bash benchmarks/arena.sh [ROOT=/tmp/dualunc_bench]
 #
-# Cost on 2 CPU cores: each warm-start method and its twin take about as long as the recommended trainer (~1 h
-# each at 650 steps), so one setting and seed is ~12 h: several working periods, each on the same machine only if it is
-# kept (a lost work folder loses its teacher; what finished is in KEEP); the order below is the order of importance.
+# Cost on 2 CPU cores: a warm-start method or its twin takes 15-45 min at 650 steps (0.75-2.6 s per step,
+# docs/log/2026-12-07_baseline-step-cost.md, plus validation), so one setting and seed is about 5 h: several working
+# periods, each on the same machine only if it is kept (a lost work folder loses its teacher; what finished is in
+# KEEP); the order below is the order of importance. 3 labelled comes first: at 7 labelled the true labels of the
+# unlabelled images add only +1.6 to +3.3 under the recommended recipe (docs/log/2026-12-07_recipe-controls.md), so
+# the methods' differences there are of the size of one run's noise.
 set -euo pipefail
 PY=${PY:-python}
 ROOT=${1:-/tmp/dualunc_bench}
@@ -22,10 +25,10 @@ acdc() {  # acdc SETTING ARGS...: the work folder of recipe_controls.sh's unit, 
     local setting=$1; shift
     "$PY" benchmarks/acdc.py --work "$ROOT/$setting" ${KEEP:+--keep "$KEEP/$setting"} "$@"
 }
-# warm-start protocol (cpu_warm), ACDC 7 labelled, teacher B, seeds 0 and 1; then 3 labelled, seed 0
+# warm-start protocol (cpu_warm): ACDC 3 labelled, seed 0; then 7 labelled, teacher B, seeds 0 and 1
+acdc acdc3_teacherA_seed0 --profile cpu_warm --labelled labeled_3 --seed 0 --methods $WARM
 acdc acdc7_teacherB_seed0 --profile cpu_warm --labelled labeled_7 --seed 0 --methods $WARM
 acdc acdc7_teacherB_seed1 --profile cpu_warm --labelled labeled_7 --seed 1 --methods $WARM
-acdc acdc3_teacherA_seed0 --profile cpu_warm --labelled labeled_3 --seed 0 --methods $WARM
 # from scratch (cpu profile, 1500 steps), beside nnU-Net and supervised copy-paste of recipe_controls.sh
 acdc acdc7_scratch_seed0 --profile cpu --labelled labeled_7 --seed 0 --methods $SCRATCH
 acdc acdc7_scratch_seed1 --profile cpu --labelled labeled_7 --seed 1 --methods supervised copy_paste $SCRATCH
