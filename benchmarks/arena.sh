@@ -8,6 +8,10 @@
 #   cd WORKTREE && PYTHONPATH=WORKTREE:WORKTREE/.import_shim OMP_WAIT_POLICY=PASSIVE PY=<checkout>/.venv/bin/python \
 #       KEEP=<checkout>/docs/results/<date>_arena bash benchmarks/arena.sh [ROOT=/tmp/dualunc_bench]
 #
+# The table (each method against nnU-Net continued, supervised copy-paste and its own twin, with its step cost):
+#   .venv/bin/python benchmarks/arena_table.py "ACDC 3 labelled=$KEEP/acdc3_teacherA_seed0" ... \
+#       --step-cost docs/results/2026-12-07_baseline-step-cost/speed_2d_cpu_cpu.json --out $KEEP/arena_table
+#
 # Cost on 2 CPU cores: a warm-start method or its twin takes 15-45 min at 650 steps (0.75-2.6 s per step,
 # docs/log/2026-12-07_baseline-step-cost.md, plus validation), so one setting and seed is about 5 h: several working
 # periods, each on the same machine only if it is kept (a lost work folder loses its teacher; what finished is in

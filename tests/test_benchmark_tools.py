@@ -693,6 +693,38 @@ def test_gain_sources_splits_the_gain_into_the_recipes_and_the_unlabelled_images
     assert gain_sources.gain_row("ACDC 7", compare_runs.read_run(folder), "rec", "rec_oracle")["gap_closed"] is None
 
 
+def test_arena_table_puts_each_method_against_the_three_controls_with_its_step_cost(tmp_path):
+    import arena_table
+    import compare_runs
+
+    folder = _write_metrics(tmp_path / "s1", 1, {
+        "supervised_continued": {"a": (0.70, 0.70)}, "copy_paste_continued": {"a": (0.76, 0.76)},
+        "mean_teacher_continued": {"a": (0.75, 0.75)}, "mean_teacher_continued_recipe_only": {"a": (0.72, 0.72)},
+        "bcp_continued": {"a": (0.80, 0.80)},
+        "dualunc_warm_copy_paste_pseudo_dice_oracle": {"a": (0.90, 0.90)}})
+    with open(os.path.join(folder, "results.json"), "w") as f:
+        json.dump({"seed": 1, "recipe_twins": {
+            "mean_teacher_continued": "mean_teacher_continued_recipe_only", "bcp_continued": "copy_paste_continued",
+            "dualunc_warm_copy_paste_pseudo_dice_oracle": "dualunc_warm_copy_paste_pseudo_dice_recipe_only"}}, f)
+    speed_result = {"runs": [{"trainer": "nnUNetTrainerDualUncPlus", "s_per_iteration": 1.0},
+                             {"trainer": "nnUNetTrainerDualUncPlus", "s_per_iteration": 2.0},  # the slowest phase
+                             {"trainer": "nnUNetTrainerMeanTeacher", "s_per_iteration": 1.0}]}
+    costs = arena_table.step_costs(speed_result)
+    assert costs == {"nnUNetTrainerDualUncPlus": 1.0, "nnUNetTrainerMeanTeacher": 0.5}
+    run = compare_runs.read_run(folder)
+    assert arena_table.arena_methods(run) == ["bcp_continued", "mean_teacher_continued"]  # no oracle, no control
+    rows = {r["method"]: r for r in arena_table.arena_rows("ACDC 3", run, arena_table.arena_methods(run), costs)}
+    mean_teacher, bcp = rows["mean_teacher_continued"], rows["bcp_continued"]
+    assert mean_teacher["total_gain"] == pytest.approx(5.0) and mean_teacher["minus_copy_paste"] == pytest.approx(-1.0)
+    assert mean_teacher["unlabelled_gain"] == pytest.approx(3.0) and mean_teacher["step_cost"] == pytest.approx(0.5)
+    assert bcp["unlabelled_gain"] == pytest.approx(4.0) and bcp["step_cost"] is None  # BCP was not timed here
+    table = arena_table.markdown(list(rows.values()))
+    assert "| ACDC 3 | 1 | mean_teacher_continued | 75.0 | +5.0 | -1.0 | +3.0 | 0.50 |" in table
+    assert "| ACDC 3 | 1 | bcp_continued | 80.0 | +10.0 | +4.0 | +4.0 | - |" in table
+    with pytest.raises(ValueError, match="nnUNetTrainerDualUncPlus"):
+        arena_table.step_costs({"runs": [{"trainer": "nnUNetTrainerMeanTeacher", "s_per_iteration": 1.0}]})
+
+
 def test_results_table_is_generated_from_the_stored_runs_into_the_marked_block(tmp_path):
     import results_table
 
