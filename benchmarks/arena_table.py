@@ -33,8 +33,7 @@ _NOT_METHODS = ("supervised", "supervised_continued", COPY_PASTE)
 
 def timed_trainer(method: str) -> Optional[str]:
     """The product trainer whose step speed.py measured for this benchmark method, or None."""
-    return _TIMED_TRAINER.get(method[:-len("_continued")] if method.endswith("_continued") else method,
-                              _TIMED_TRAINER.get(method))
+    return _TIMED_TRAINER.get(method.removesuffix("_continued"))
 
 
 def step_costs(speed_result: dict) -> Dict[str, float]:
@@ -54,6 +53,8 @@ def arena_methods(run: Run) -> List[str]:
 
 
 def arena_rows(label: str, run: Run, methods: Sequence[str], costs: Dict[str, float]) -> List[dict]:
+    """gain_sources' row of each method (None where a run lacks it), plus its difference to supervised copy-paste
+    and its step cost."""
     rows = []
     for method in methods:
         row = gain_row(label, run, method, oracle="")
