@@ -22,6 +22,9 @@ BCP="bcp_continued"
 # the ceiling under the copy-paste recipe (docs/log/2026-12-07_recipe-controls.md, 6): supervised copy-paste with the
 # unlabelled cases' hidden true labels as its second batch; its twin is copy_paste_continued
 CP_ORACLE="bcp_continued_oracle"
+# the third candidate (docs/log/2026-12-07_recipe-controls.md, 7): the recommended trainer continued from the
+# supervised copy-paste model of its folder (the runner trains copy_paste_continued first), paired with its twin
+FROM_CP="dualunc_plus_from_copy_paste"
 acdc() {  # acdc SETTING ARGS...: one work folder, its results kept under $KEEP/SETTING
     local setting=$1; shift
     "$PY" benchmarks/acdc.py --profile cpu_warm --work "$ROOT/$setting" ${KEEP:+--keep "$KEEP/$setting"} "$@"
@@ -34,9 +37,9 @@ acdc acdc7_teacherB_seed0 --labelled labeled_7 --seed 0 --methods $ORACLE $RECIP
 # The gate (log item 1): oracle - twin was +3.3 (teacher A) and +1.6 (teacher B), mean +2.45 < +3, so the 3-labelled
 # setting comes next (teacher B's seed 1, which completes item 6's reading, and teacher C after it). The copy-paste
 # oracle runs at 3 labelled too: the ceiling under supervised copy-paste where labels are scarcer.
-acdc acdc3_teacherA_seed0 --labelled labeled_3 --seed 0 --methods $ORACLE $RECIPE $BCP $CP_ORACLE
+acdc acdc3_teacherA_seed0 --labelled labeled_3 --seed 0 --methods $ORACLE $RECIPE $FROM_CP $BCP $CP_ORACLE
 acdc acdc3_teacherA_seed1 --labelled labeled_3 --seed 1 --teacher-from "$ROOT/acdc3_teacherA_seed0" \
-    --methods $RECIPE $BCP $CP_ORACLE
+    --methods $RECIPE $FROM_CP $BCP $CP_ORACLE
 acdc acdc7_teacherB_seed1 --labelled labeled_7 --seed 1 --teacher-from "$ROOT/acdc7_teacherB_seed0" \
     --methods $RECIPE $CP_ORACLE
 # 7 labelled, teacher C: the second teacher of the target (nnU-Net's augmentation is unseeded: a new teacher)

@@ -26,7 +26,8 @@ BENCHMARK_TRAINERS = os.path.join(REPO, "benchmarks", "ext_trainers")
 sys.path.insert(0, BENCHMARK_TRAINERS)
 
 from benchmark_trainers import (METHODS, ORACLE_LABELS_VARIABLE, PAPER_METHODS, PROFILES,  # noqa: E402
-                                RECIPE_TWINS, SEED_VARIABLE, TEACHER_PROFILES, trainer_name)
+                                RECIPE_TWINS, SEED_VARIABLE, TEACHER_PROFILES, WARM_START_METHODS,
+                                trainer_name)
 
 from nnunetv2.utilities.file_path_utilities import convert_trainer_plans_config_to_identifier  # noqa: E402
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager  # noqa: E402
@@ -287,7 +288,8 @@ class BenchmarkRun:
         twin, and in a warm-start profile supervised_continued first: every gain is then reported against both."""
         ordered = ["supervised_continued"] if self.setup.profile in TEACHER_PROFILES else []
         for method in methods:
-            ordered += [method] + ([RECIPE_TWINS[method]] if method in RECIPE_TWINS else [])
+            start = [WARM_START_METHODS[method]] if method in WARM_START_METHODS else []  # the model it continues
+            ordered += start + [method] + ([RECIPE_TWINS[method]] if method in RECIPE_TWINS else [])
         return list(dict.fromkeys(ordered))
 
     def run(self, methods: Sequence[str]) -> str:

@@ -649,6 +649,23 @@ def test_runner_trains_the_control_and_each_methods_twin_beside_it(tmp_path):
     assert scratch.with_controls(["supervised", "dualunc"]) == ["supervised", "dualunc", "dualunc_recipe_only"]
 
 
+def test_a_method_that_continues_another_methods_model_trains_after_it_and_its_twin_loads_the_same_model(tmp_path):
+    import acdc
+    from ssl_benchmark import BenchmarkRun
+
+    warm = BenchmarkRun(acdc.make_setup("labeled_3", "cpu_warm"), str(tmp_path / "w"), 0, 1, 1)
+    assert warm.with_controls(["dualunc_plus_from_copy_paste", "copy_paste_continued"]) == [
+        "supervised_continued", "copy_paste_continued", "dualunc_plus_from_copy_paste",
+        "dualunc_plus_from_copy_paste_recipe_only"]
+    copy_paste = benchmark_trainers.trainer_name("copy_paste_continued", "acdcCPUwarm")
+    for method in ("dualunc_plus_from_copy_paste", "dualunc_plus_from_copy_paste_recipe_only"):
+        trainer = getattr(benchmark_trainers, benchmark_trainers.trainer_name(method, "acdcCPUwarm"))
+        assert trainer.warm_start_trainer == copy_paste
+    # the copy-paste model itself still continues the profile's teacher
+    assert getattr(benchmark_trainers, copy_paste).warm_start_trainer == \
+        benchmark_trainers.trainer_name("supervised", "acdcCPUteacher")
+
+
 def test_compare_runs_reports_each_method_against_its_own_recipe_twin(tmp_path):
     import compare_runs
 

@@ -119,9 +119,14 @@ def _num_snapshots(base: Type[nnUNetTrainerSelfTraining], pretrain_epochs: int) 
     return min(base.num_snapshots, pretrain_epochs)  # K <= one snapshot per pre-training epoch
 
 
-def _teacher_trainer(profile: str) -> str:
-    """The trainer whose model a warm-start profile's methods load (unused outside warm-start profiles)."""
-    return trainer_name("supervised", TEACHER_PROFILES[profile]) if profile in TEACHER_PROFILES else "nnUNetTrainer"
+def _teacher_trainer(profile: str, method: str) -> str:
+    """The trainer whose model a method loads in a warm-start profile: the profile's supervised teacher, or for a
+    method of WARM_START_METHODS (and its twin) the named method's model of the same profile (unused outside
+    warm-start profiles)."""
+    if profile not in TEACHER_PROFILES:
+        return "nnUNetTrainer"
+    source = WARM_START_METHODS.get(TWIN_SOURCES.get(method, method))
+    return trainer_name(source, profile) if source else trainer_name("supervised", TEACHER_PROFILES[profile])
 
 
 def _variant(method: str, profile: str) -> type:
@@ -136,7 +141,7 @@ def _variant(method: str, profile: str) -> type:
         assert pretrain + stage1 + stage2 == epochs
         return budget_variant(_seeded(base), name, epochs, iterations, val_iterations,
                               module=__name__, lr_phases=(pretrain, stage1, stage2),
-                              warm_start_trainer=_teacher_trainer(profile))
+                              warm_start_trainer=_teacher_trainer(profile, method))
     if not issubclass(base, nnUNetTrainerSelfTraining):  # supervised copy-paste: nnU-Net's one budget
         return budget_variant(_seeded(base), name, epochs, iterations, val_iterations, module=__name__,
                               save_every=1)
@@ -149,7 +154,7 @@ def _variant(method: str, profile: str) -> type:
     assert pretrain + stage1 + stage2 == epochs
     return budget_variant(_seeded(base), name, (pretrain, stage1, stage2), iterations, val_iterations,
                           module=__name__, num_snapshots=num_snapshots,
-                          warm_start_trainer=_teacher_trainer(profile))
+                          warm_start_trainer=_teacher_trainer(profile, method))
 
 
 class nnUNetTrainerDualUncStepMatched(nnUNetTrainerDualUnc):
@@ -276,6 +281,15 @@ class nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceOnlineTeacher(OnlineTeache
     the oracle (docs/log/2026-12-07_recipe-controls.md). Not recommended until measured under a rule."""
 
 
+class nnUNetTrainerDualUncPlusFromCopyPaste(nnUNetTrainerDualUncWarmStartCopyPastePseudoDice):
+    """The recommended trainer continued from this fold's supervised copy-paste model instead of the nnUNetTrainer
+    model: the teacher that ranks and labels the unlabelled images is then the stronger supervised model (the third
+    candidate for the gap, docs/log/2026-12-07_recipe-controls.md). A user's chain would be nnUNetTrainer ->
+    nnUNetTrainerCopyPasteWarmStart -> this; the benchmark variants point at the profile's copy-paste model
+    (WARM_START_METHODS). Not recommended until measured under its rule."""
+    warm_start_trainer = "nnUNetTrainerCopyPasteWarmStart"
+
+
 class nnUNetTrainerDualUncWarmStartDetached(nnUNetTrainerDualUncWarmStart):
     """Warm-start DualUnc with exp(-KL) of Eq. 4 as a fixed weight (no gradient through it; method/losses.py)."""
     detach_uncertainty_weight = True
@@ -368,6 +382,7 @@ METHODS = {"supervised": None, "self_training": nnUNetTrainerSelfTraining,
            "dualunc_warm_copy_paste_pseudo_dice_oracle": nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceOracle,
            "dualunc_warm_copy_paste_pseudo_dice_online_teacher":
                nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceOnlineTeacher,
+           "dualunc_plus_from_copy_paste": nnUNetTrainerDualUncPlusFromCopyPaste,
            "dualunc_warm_copy_paste_pseudo_dice_if_undersegmented":
                nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceIfUndersegmented,
            # the schedule ablation: a control and a warm start with one learning-rate decay over all phases
@@ -381,6 +396,9 @@ METHODS = {"supervised": None, "self_training": nnUNetTrainerSelfTraining,
 for _scratch, _warm in BASELINES:
     _method = BASELINE_METHOD_NAMES[_scratch.__name__]
     METHODS[_method], METHODS[_method + "_continued"] = _scratch, _warm
+#: method -> the method of the same profile whose model it starts from instead of the profile's teacher (the runner
+#: trains that one first)
+WARM_START_METHODS = {"dualunc_plus_from_copy_paste": "copy_paste_continued"}
 #: methods whose twin would not be their recipe (the ablation that drops the unlabelled batch has no second batch)
 _WITHOUT_TWIN = {"dualunc_warm_no_unlabelled"}
 #: mixins that change only the targets of the second batch: with labelled second batches they do nothing
