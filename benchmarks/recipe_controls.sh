@@ -37,9 +37,12 @@ acdc acdc7_teacherB_seed0 --labelled labeled_7 --seed 0 --methods $ORACLE $RECIP
 # The gate (log item 1): oracle - twin was +3.3 (teacher A) and +1.6 (teacher B), mean +2.45 < +3, so the 3-labelled
 # setting comes next (teacher B's seed 1, which completes item 6's reading, and teacher C after it). The copy-paste
 # oracle runs at 3 labelled too: the ceiling under supervised copy-paste where labels are scarcer.
-acdc acdc3_teacherA_seed0 --labelled labeled_3 --seed 0 --methods $ORACLE $RECIPE $FROM_CP $BCP $CP_ORACLE
+acdc acdc3_teacherA_seed0 --labelled labeled_3 --seed 0 --methods $ORACLE $RECIPE $FROM_CP
+# item 7's rule needs both seeds: seed 1's candidate and twin first (the runner trains copy-paste before them)
 acdc acdc3_teacherA_seed1 --labelled labeled_3 --seed 1 --teacher-from "$ROOT/acdc3_teacherA_seed0" \
-    --methods $RECIPE $FROM_CP $BCP $CP_ORACLE
+    --methods $FROM_CP $RECIPE
+acdc acdc3_teacherA_seed0 --labelled labeled_3 --seed 0 --methods $BCP $CP_ORACLE
+acdc acdc3_teacherA_seed1 --labelled labeled_3 --seed 1 --methods $BCP $CP_ORACLE
 acdc acdc7_teacherB_seed1 --labelled labeled_7 --seed 1 --teacher-from "$ROOT/acdc7_teacherB_seed0" \
     --methods $RECIPE $CP_ORACLE
 # 7 labelled, teacher C: the second teacher of the target (nnU-Net's augmentation is unseeded: a new teacher)
