@@ -41,10 +41,13 @@ acdc acdc3_teacherA_seed0 --labelled labeled_3 --seed 0 --methods $ORACLE $RECIP
 # item 7's rule needs both seeds: seed 1's candidate and twin first (the runner trains copy-paste before them)
 acdc acdc3_teacherA_seed1 --labelled labeled_3 --seed 1 --teacher-from "$ROOT/acdc3_teacherA_seed0" \
     --methods $FROM_CP $RECIPE
+# item 7's rule passed at 3 labelled (+3.1 / +5.8 over its twin): its no-harm check at 7 labelled, teacher B, seeds
+# 0 / 1 (the mean at least its twin's - 0.5) comes next, before the README offers it
+acdc acdc7_teacherB_seed0 --labelled labeled_7 --seed 0 --methods $FROM_CP
+acdc acdc7_teacherB_seed1 --labelled labeled_7 --seed 1 --teacher-from "$ROOT/acdc7_teacherB_seed0" \
+    --methods $FROM_CP $RECIPE $CP_ORACLE
 acdc acdc3_teacherA_seed0 --labelled labeled_3 --seed 0 --methods $BCP $CP_ORACLE
 acdc acdc3_teacherA_seed1 --labelled labeled_3 --seed 1 --methods $BCP $CP_ORACLE
-acdc acdc7_teacherB_seed1 --labelled labeled_7 --seed 1 --teacher-from "$ROOT/acdc7_teacherB_seed0" \
-    --methods $RECIPE $CP_ORACLE
 # 7 labelled, teacher C: the second teacher of the target (nnU-Net's augmentation is unseeded: a new teacher)
 acdc acdc7_teacherC_seed0 --labelled labeled_7 --seed 0 --methods $RECIPE $BCP
 acdc acdc7_teacherC_seed1 --labelled labeled_7 --seed 1 --teacher-from "$ROOT/acdc7_teacherC_seed0" \
@@ -53,6 +56,6 @@ acdc acdc7_teacherC_seed1 --labelled labeled_7 --seed 1 --teacher-from "$ROOT/ac
 acdc acdc7_scratch_seed0 --labelled labeled_7 --profile cpu --seed 0 --methods supervised copy_paste
 acdc acdc3_scratch_seed0 --labelled labeled_3 --profile cpu --seed 0 --methods supervised copy_paste
 # Hippocampus 9 labelled, the no-harm check (warm start, 260 steps): the recommended trainer at least the supervised
-# copy-paste trainer - 0.5
+# copy-paste trainer - 0.5 (item 7's candidate too)
 "$PY" benchmarks/hippocampus.py --labelled labeled_9 --profile cpu_warm --seed 0 --work "$ROOT/hippo9_seed0" \
-    ${KEEP:+--keep "$KEEP/hippo9_seed0"} --methods dualunc_warm_copy_paste_pseudo_dice copy_paste_continued
+    ${KEEP:+--keep "$KEEP/hippo9_seed0"} --methods dualunc_warm_copy_paste_pseudo_dice copy_paste_continued $FROM_CP
