@@ -5,8 +5,9 @@
 copy of a benchmark work folder's `results.json` and `metrics_<method>.json`), the budget and the hardware. Each row
 is one setting and seed: nnU-Net continued, supervised copy-paste, the recommended trainer's recipe without unlabelled
 images (its twin), the recommended trainer, the oracle under its recipe, and what the unlabelled images add (the
-recommended trainer minus its twin), computed by benchmarks/gain_sources.py. A held-out test evaluation, where one is
-stored, gets a table of its own.
+recommended trainer minus its twin), computed by benchmarks/gain_sources.py. A candidate recipe (`candidate` in the
+manifest: measured under its rule, not yet recommended) and a held-out test evaluation, where stored, get a table
+each.
 
     .venv/bin/python benchmarks/results_table.py --update README.md docs/RESULTS.md
 
@@ -34,18 +35,41 @@ def _cell(value: Optional[float], signed: bool = False) -> str:
     return f"{value:+.1f}" if signed else f"{value:.1f}"
 
 
-def setting_rows(manifest: dict, results_root: str) -> List[dict]:
-    """gain_sources' row for every stored run of every setting, with the setting's budget and hardware."""
+def setting_rows(manifest: dict, results_root: str, method: Optional[str] = None,
+                 oracle: Optional[str] = None) -> List[dict]:
+    """gain_sources' row for every stored run of every setting, with the setting's budget and hardware (method and
+    oracle: the manifest's recommended trainer and its oracle unless given)."""
     rows = []
     for setting in manifest["settings"]:
         for folder in setting["runs"]:
-            row = gain_row(setting["label"], read_run(os.path.join(results_root, folder)), manifest["method"],
-                           manifest["oracle"])
+            row = gain_row(setting["label"], read_run(os.path.join(results_root, folder)), method or manifest["method"],
+                           oracle or manifest["oracle"])
             rows.append(dict(row, folder=folder, budget=setting["budget"], hardware=setting["hardware"]))
     return rows
 
 
-def markdown(manifest: dict, rows: Sequence[dict], heldout: Optional[dict]) -> str:
+def candidate_rows(manifest: dict, results_root: str) -> List[dict]:
+    """The rows of the runs that have the manifest's candidate (a recipe measured under its rule, not yet
+    recommended); none without a candidate."""
+    candidate = manifest.get("candidate")
+    if not candidate:
+        return []
+    rows = setting_rows(manifest, results_root, candidate["method"], candidate["method"] + "_oracle")
+    return [row for row in rows if row["method_dice"] is not None]
+
+
+def candidate_markdown(candidate: dict, rows: Sequence[dict]) -> List[str]:
+    """The candidate's table: the model it continues, its recipe without unlabelled images, itself, the difference."""
+    lines = ["", candidate["title"], "", f"| setting | seed | {candidate['start']} | recipe without unlabelled images "
+             f"| **{candidate['name']}** | what the unlabelled images add ({candidate['name']} − recipe) |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {r['setting']} | {r['seed']} | {_cell(r['copy_paste'])} | {_cell(r['recipe_only'])} | "
+              f"**{_cell(r['method_dice'])}** | {_cell(r['unlabelled_gain'], True)} |" for r in rows]
+    return lines + ["", candidate["note"]]
+
+
+def markdown(manifest: dict, rows: Sequence[dict], heldout: Optional[dict],
+             candidates: Sequence[dict] = ()) -> str:
     lines = ["| setting | seed | nnU-Net continued | supervised copy-paste | recipe without unlabelled images | "
              "**recommended trainer** | oracle (true labels for the unlabelled images) | what the unlabelled images "
              "add (recommended − recipe) |", "|---|---|---|---|---|---|---|---|"]
@@ -59,6 +83,8 @@ def markdown(manifest: dict, rows: Sequence[dict], heldout: Optional[dict]) -> s
         lines[-1] += (f"{setting['label']}: {setting['budget']}; {setting['hardware']}; result files "
                       f"`docs/results/{os.path.dirname(setting['runs'][0]) if setting['runs'] else '-'}`. ")
     lines[-1] = lines[-1].rstrip()
+    if candidates:
+        lines += candidate_markdown(manifest["candidate"], candidates)
     if heldout:
         lines += ["", heldout["title"], "", "| run | " + " | ".join(heldout["columns"]) + " |",
                   "|---|" + "---|" * len(heldout["columns"])]
@@ -90,7 +116,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         with open(os.path.join(root, manifest["heldout"])) as f:
             heldout = json.load(f)
     try:
-        table = markdown(manifest, setting_rows(manifest, root), heldout)
+        table = markdown(manifest, setting_rows(manifest, root), heldout, candidate_rows(manifest, root))
         for path in args.update:
             with open(path) as f:
                 text = f.read()

@@ -766,6 +766,30 @@ def test_results_table_is_generated_from_the_stored_runs_into_the_marked_block(t
         results_table.main(["--manifest", str(tmp_path / "current.json"), "--update", str(tmp_path / "other.md")])
 
 
+def test_results_table_shows_a_candidate_only_for_the_runs_that_have_it(tmp_path):
+    import results_table
+
+    (tmp_path / "exp").mkdir()
+    for seed, methods in ((0, {"copy_paste_continued": {"a": (0.70, 0.70)}, "cand_recipe_only": {"a": (0.72, 0.72)},
+                               "cand": {"a": (0.75, 0.77)}, "rec": {"a": (0.69, 0.69)}}),
+                          (1, {"rec": {"a": (0.71, 0.71)}})):
+        folder = _write_metrics(tmp_path / "exp" / f"seed{seed}", seed, methods)
+        with open(os.path.join(folder, "results.json"), "w") as f:
+            json.dump({"seed": seed, "recipe_twins": {"cand": "cand_recipe_only"}}, f)
+    manifest = {"method": "rec", "oracle": "rec_oracle", "settings": [
+        {"label": "ACDC 3", "runs": ["exp/seed0", "exp/seed1"], "budget": "650 steps", "hardware": "2-core CPU"}],
+        "candidate": {"method": "cand", "name": "candidate", "start": "copy-paste model", "title": "Candidate:",
+                      "note": "Not yet recommended."}}
+    (tmp_path / "current.json").write_text(json.dumps(manifest))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{results_table.BEGIN}\n{results_table.END}\n")
+    results_table.main(["--manifest", str(tmp_path / "current.json"), "--update", str(readme)])
+    text = readme.read_text()
+    assert "| ACDC 3 | 0 | 70.0 | 72.0 | **76.0** | +4.0 |" in text and "Not yet recommended." in text
+    assert "| ACDC 3 | 1 | - |" not in text.split("Candidate:")[1]  # seed 1 has no candidate run
+    assert "| ACDC 3 | 1 | - | - | - | **71.0** | - | - |" in text  # the main table keeps every run
+
+
 def test_keep_copies_the_report_and_metrics_but_nothing_else_of_the_work_folder(tmp_path):
     import acdc
     from ssl_benchmark import BenchmarkRun
