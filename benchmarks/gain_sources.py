@@ -23,7 +23,7 @@ from report_files import print_and_save
 CONTROL, COPY_PASTE = "supervised_continued", "copy_paste_continued"
 
 
-def gain_row(label: str, run: Run, method: str, oracle: str) -> dict:
+def gain_row(label: str, run: Run, method: str, oracle: Optional[str]) -> dict:
     """One setting and seed: each column's mean Dice in points (None where the run lacks it) and the differences."""
     # a run records a twin once its method finished; until then the oracle's twin (the same recipe) stands in
     twin = run.recipe_twins.get(method) or run.recipe_twins.get(oracle)

@@ -18,10 +18,10 @@ import argparse
 import json
 import os
 import sys
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare_runs import read_run  # noqa: E402
+from compare_runs import Run, read_run  # noqa: E402
 from gain_sources import gain_row  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,27 +35,27 @@ def _cell(value: Optional[float], signed: bool = False) -> str:
     return f"{value:+.1f}" if signed else f"{value:.1f}"
 
 
-def setting_rows(manifest: dict, results_root: str, method: Optional[str] = None,
-                 oracle: Optional[str] = None) -> List[dict]:
-    """gain_sources' row for every stored run of every setting, with the setting's budget and hardware (method and
-    oracle: the manifest's recommended trainer and its oracle unless given)."""
-    rows = []
-    for setting in manifest["settings"]:
-        for folder in setting["runs"]:
-            row = gain_row(setting["label"], read_run(os.path.join(results_root, folder)), method or manifest["method"],
-                           oracle or manifest["oracle"])
-            rows.append(dict(row, folder=folder, budget=setting["budget"], hardware=setting["hardware"]))
-    return rows
+def stored_runs(manifest: dict, results_root: str) -> List[Tuple[dict, str, Run]]:
+    """(setting, folder, run) for every stored run of every setting, each read once."""
+    return [(setting, folder, read_run(os.path.join(results_root, folder)))
+            for setting in manifest["settings"] for folder in setting["runs"]]
 
 
-def candidate_rows(manifest: dict, results_root: str) -> List[dict]:
+def setting_rows(runs: Sequence[Tuple[dict, str, Run]], method: str, oracle: Optional[str]) -> List[dict]:
+    """gain_sources' row of method (and its oracle; None: none) for every stored run, with the setting's budget and
+    hardware."""
+    return [dict(gain_row(setting["label"], run, method, oracle), folder=folder, budget=setting["budget"],
+                 hardware=setting["hardware"]) for setting, folder, run in runs]
+
+
+def candidate_rows(manifest: dict, runs: Sequence[Tuple[dict, str, Run]]) -> List[dict]:
     """The rows of the runs that have the manifest's candidate (a recipe measured under its rule, not yet
     recommended); none without a candidate."""
     candidate = manifest.get("candidate")
     if not candidate:
         return []
-    rows = setting_rows(manifest, results_root, candidate["method"], candidate["method"] + "_oracle")
-    return [row for row in rows if row["method_dice"] is not None]
+    return [row for row in setting_rows(runs, candidate["method"], candidate.get("oracle"))
+            if row["method_dice"] is not None]
 
 
 def candidate_markdown(candidate: dict, rows: Sequence[dict]) -> List[str]:
@@ -116,7 +116,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         with open(os.path.join(root, manifest["heldout"])) as f:
             heldout = json.load(f)
     try:
-        table = markdown(manifest, setting_rows(manifest, root), heldout, candidate_rows(manifest, root))
+        runs = stored_runs(manifest, root)
+        table = markdown(manifest, setting_rows(runs, manifest["method"], manifest["oracle"]), heldout,
+                         candidate_rows(manifest, runs))
         for path in args.update:
             with open(path) as f:
                 text = f.read()
