@@ -46,16 +46,21 @@ acdc acdc3_teacherA_seed1 --labelled labeled_3 --seed 1 --teacher-from "$ROOT/ac
 acdc acdc7_teacherB_seed0 --labelled labeled_7 --seed 0 --methods $FROM_CP
 acdc acdc7_teacherB_seed1 --labelled labeled_7 --seed 1 --teacher-from "$ROOT/acdc7_teacherB_seed0" \
     --methods $FROM_CP $RECIPE $CP_ORACLE
-acdc acdc3_teacherA_seed0 --labelled labeled_3 --seed 0 --methods $BCP $CP_ORACLE
-acdc acdc3_teacherA_seed1 --labelled labeled_3 --seed 1 --methods $BCP $CP_ORACLE
-# 7 labelled, teacher C: the second teacher of the target (nnU-Net's augmentation is unseeded: a new teacher)
-acdc acdc7_teacherC_seed0 --labelled labeled_7 --seed 0 --methods $RECIPE $BCP
+# 7 labelled, teacher C: the second teacher of the target (nnU-Net's augmentation is unseeded: a new teacher), with
+# the candidate first (item 7: two teachers x two seeds at 7 labelled decide whether it replaces the recommended
+# trainer), then the recommended trainer; BCP failed its rule and waits behind the no-harm check below
+acdc acdc7_teacherC_seed0 --labelled labeled_7 --seed 0 --methods $FROM_CP $RECIPE
 acdc acdc7_teacherC_seed1 --labelled labeled_7 --seed 1 --teacher-from "$ROOT/acdc7_teacherC_seed0" \
-    --methods $RECIPE $BCP
-# supervised copy-paste from scratch (the cpu profile: 1500 steps, against nnU-Net's own trainer for as many steps)
-acdc acdc7_scratch_seed0 --labelled labeled_7 --profile cpu --seed 0 --methods supervised copy_paste
-acdc acdc3_scratch_seed0 --labelled labeled_3 --profile cpu --seed 0 --methods supervised copy_paste
+    --methods $FROM_CP $RECIPE
 # Hippocampus 9 labelled, the no-harm check (warm start, 260 steps): the recommended trainer at least the supervised
 # copy-paste trainer - 0.5 (item 7's candidate too)
 "$PY" benchmarks/hippocampus.py --labelled labeled_9 --profile cpu_warm --seed 0 --work "$ROOT/hippo9_seed0" \
     ${KEEP:+--keep "$KEEP/hippo9_seed0"} --methods dualunc_warm_copy_paste_pseudo_dice copy_paste_continued $FROM_CP
+# the ceiling under supervised copy-paste and BCP at 3 labelled (item 6 where labels are scarcer)
+acdc acdc3_teacherA_seed0 --labelled labeled_3 --seed 0 --methods $CP_ORACLE $BCP
+acdc acdc3_teacherA_seed1 --labelled labeled_3 --seed 1 --methods $CP_ORACLE $BCP
+acdc acdc7_teacherC_seed0 --labelled labeled_7 --seed 0 --methods $BCP
+acdc acdc7_teacherC_seed1 --labelled labeled_7 --seed 1 --methods $BCP
+# supervised copy-paste from scratch (the cpu profile: 1500 steps, against nnU-Net's own trainer for as many steps)
+acdc acdc7_scratch_seed0 --labelled labeled_7 --profile cpu --seed 0 --methods supervised copy_paste
+acdc acdc3_scratch_seed0 --labelled labeled_3 --profile cpu --seed 0 --methods supervised copy_paste
