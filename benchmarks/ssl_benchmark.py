@@ -36,6 +36,7 @@ from nnunetv2_dualunc.atomic_files import atomic_write_json  # noqa: E402
 from nnunetv2_dualunc.nnunet_commands import (CommandFailed, nnunet_environment, run_logged,  # noqa: E402
                                              train_command)
 from nnunetv2_dualunc.evaluation.evaluate_folders import evaluate_folders, markdown_table  # noqa: E402
+from compare_runs import METRICS_FILE  # noqa: E402
 from training_log import phase_timings  # noqa: E402
 
 TABLE_METRICS = ("dice", "jaccard", "hd95_vox", "asd_vox", "hd95_mm", "asd_mm")
@@ -299,17 +300,33 @@ class BenchmarkRun:
         if teacher_profile:  # warm-start profile: every method starts from this supervised model
             self.train("supervised", teacher_profile)
             results["teacher"] = self.evaluate("supervised", teacher_profile)
-            rows.append(("teacher", trainer_name("supervised", teacher_profile), self._state("supervised"),
-                         phase_timings(self._fold_folder("supervised", teacher_profile))))
+            rows.append(self._report_row("teacher", "supervised", teacher_profile))
+        for method in self.methods_evaluated_earlier(methods):
+            with open(os.path.join(self.work, f"metrics_{method}.json")) as f:
+                results[method] = json.load(f)
+            rows.append(self._report_row(method))
         for method in methods:
             self.train(method)
             results[method] = self.evaluate(method)
-            state = self._state(method)
-            phases = phase_timings(self._fold_folder(method))
-            rows.append((method, trainer_name(method, self.setup.profile), state, phases))
+            rows.append(self._report_row(method))
             report = self.write_report(results, rows)  # after each method: a partial table is already useful
             self.keep_results()
         return report
+
+    def methods_evaluated_earlier(self, methods: Sequence[str]) -> List[str]:
+        """The methods an earlier invocation on this folder evaluated (their metrics_<method>.json is here) that this
+        one does not train: the report keeps their rows and recipe twins, so that adding a method to a finished folder
+        does not drop the others from results.json."""
+        teacher = "supervised" if self.setup.profile in TEACHER_PROFILES else None
+        names = sorted(os.listdir(self.work)) if os.path.isdir(self.work) else []
+        found = [match.group("method") for match in map(METRICS_FILE.match, names) if match]
+        return [m for m in found if m not in methods and m != teacher and m in METHODS]
+
+    def _report_row(self, row_name: str, method: Optional[str] = None, profile: Optional[str] = None) -> tuple:
+        """(row name, trainer, training state, phase timings) of one method's row in the report's timing table."""
+        method = method or row_name
+        return (row_name, trainer_name(method, profile or self.setup.profile), self._state(method),
+                phase_timings(self._fold_folder(method, profile)))
 
     def keep_results(self) -> None:
         """Copy the report and the metrics files into --keep (e.g. the checkout's docs/results/<experiment>/...):

@@ -802,3 +802,17 @@ def test_keep_copies_the_report_and_metrics_but_nothing_else_of_the_work_folder(
     assert sorted(os.listdir(keep)) == ["metrics_supervised.json", "results.json", "results.md"]
     assert (keep / "results.md").read_text() == "results.md"
     BenchmarkRun(acdc.make_setup("labeled_7", "cpu_warm"), str(tmp_path / "w2"), 0, 1, 1).keep_results()  # no --keep
+
+
+def test_a_later_invocation_keeps_the_methods_an_earlier_one_evaluated_in_the_folder(tmp_path):
+    import acdc
+    from ssl_benchmark import BenchmarkRun
+
+    run = BenchmarkRun(acdc.make_setup("labeled_7", "cpu_warm"), str(tmp_path / "work"), 0, 1, 1)
+    assert run.methods_evaluated_earlier(["copy_paste_continued"]) == []  # nothing evaluated yet
+    for name in ("metrics_supervised.json", "metrics_copy_paste_continued.json", "metrics_no_such_method.json",
+                 "metrics_dualunc_warm_copy_paste_pseudo_dice.json", "results.json"):
+        (tmp_path / "work" / name).write_text("{}")
+    # the teacher has its own row, the method this invocation trains is evaluated again, an unknown name is skipped
+    assert run.methods_evaluated_earlier(["copy_paste_continued", "dualunc_plus_from_copy_paste"]) == [
+        "dualunc_warm_copy_paste_pseudo_dice"]
