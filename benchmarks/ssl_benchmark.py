@@ -107,6 +107,14 @@ class LoadSampler:
         return round(sum(self.samples) / len(self.samples), 2) if self.samples else None
 
 
+def _newer_than_every_file(path: str, folder: str) -> bool:
+    """path exists and was written after every file of folder (which must exist and hold files)."""
+    if not (os.path.isfile(path) and os.path.isdir(folder)):
+        return False
+    times = [os.path.getmtime(os.path.join(folder, name)) for name in os.listdir(folder)]
+    return bool(times) and os.path.getmtime(path) > max(times)
+
+
 def _total_seconds(attempts: List[dict]) -> float:
     return round(sum(a["seconds"] for a in attempts), 1)
 
@@ -278,10 +286,17 @@ class BenchmarkRun:
         return folder
 
     def evaluate(self, method: str, profile: Optional[str] = None) -> dict:
+        """Score the method's validation predictions into metrics_<method>.json; a file newer than every prediction
+        is read instead (a resumed queue re-enters every finished method, and scoring 20 volumes takes a minute)."""
         ending = self._file_ending
-        result = evaluate_folders(os.path.join(self._fold_folder(method, profile), "validation"),
-                                  self.references(ending), sorted(self.setup.label_names), ending, num_processes=self.np)
-        atomic_write_json(result, os.path.join(self.work, f"metrics_{method}.json"), indent=1)
+        predictions = os.path.join(self._fold_folder(method, profile), "validation")
+        metrics_file = os.path.join(self.work, f"metrics_{method}.json")
+        if _newer_than_every_file(metrics_file, predictions):
+            with open(metrics_file) as f:
+                return json.load(f)
+        result = evaluate_folders(predictions, self.references(ending), sorted(self.setup.label_names), ending,
+                                  num_processes=self.np)
+        atomic_write_json(result, metrics_file, indent=1)
         return result
 
     def with_controls(self, methods: Sequence[str]) -> List[str]:

@@ -816,3 +816,27 @@ def test_a_later_invocation_keeps_the_methods_an_earlier_one_evaluated_in_the_fo
     # the teacher has its own row, the method this invocation trains is evaluated again, an unknown name is skipped
     assert run.methods_evaluated_earlier(["copy_paste_continued", "dualunc_plus_from_copy_paste"]) == [
         "dualunc_warm_copy_paste_pseudo_dice"]
+
+
+def test_evaluation_reads_the_metrics_file_unless_a_prediction_is_newer(tmp_path, monkeypatch):
+    import acdc
+    import ssl_benchmark
+    from ssl_benchmark import BenchmarkRun
+
+    work = tmp_path / "work"
+    _fake_work_folder(str(work))
+    (work / "nnUNet_raw" / "Dataset507_ACDC_labeled_7" / "dataset.json").write_text('{"file_ending": ".nii.gz"}')
+    run = BenchmarkRun(acdc.make_setup("labeled_7", "cpu_warm"), str(work), 0, 1, 1)
+    monkeypatch.setattr(run, "references", lambda ending: "references")
+    scored = []
+    monkeypatch.setattr(ssl_benchmark, "evaluate_folders", lambda *a, **k: scored.append(a) or {"mean": len(scored)})
+    validation = os.path.join(run._fold_folder("copy_paste_continued"), "validation")
+    os.makedirs(validation)
+    prediction = os.path.join(validation, "patient001_frame01.nii.gz")
+    open(prediction, "w").close()
+    os.utime(prediction, (1000, 1000))
+
+    assert run.evaluate("copy_paste_continued") == {"mean": 1} and len(scored) == 1  # no metrics file yet
+    assert run.evaluate("copy_paste_continued") == {"mean": 1} and len(scored) == 1  # read, not scored again
+    os.utime(prediction)  # the method was trained again: its predictions are newer than the metrics
+    assert run.evaluate("copy_paste_continued") == {"mean": 2} and len(scored) == 2
