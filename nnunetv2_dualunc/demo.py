@@ -208,10 +208,11 @@ def format_next_steps(pictures: Dict[str, List[str]]) -> str:
     lines += ["Next, on your own nnU-Net dataset (README, \"Using it on your own dataset\"): put the unannotated "
               "images in imagesUnlabeled/ beside imagesTr/, then",
               "  export nnUNet_extTrainer=$(nnunetv2_dualunc trainer-path)",
-              "  nnUNetv2_train DATASET 2d 0 -tr nnUNetTrainer             # or the model you have",
-              "  nnUNetv2_train DATASET 2d 0 -tr nnUNetTrainerDualUncPlus  # the recommended trainer",
-              "  nnUNetv2_train DATASET 2d 0 -tr nnUNetTrainerCopyPasteWarmStart  # the control: the recipe, "
-              "labelled images only"]
+              "  nnUNetv2_train DATASET 2d 0 -tr nnUNetTrainer                          # or the model you have",
+              "  nnUNetv2_train DATASET 2d 0 -tr nnUNetTrainerCopyPasteWarmStart        # the control: labelled "
+              "images only",
+              "  nnUNetv2_train DATASET 2d 0 -tr nnUNetTrainerDualUncPlusFromCopyPaste  # the control's model "
+              "continued with the unlabelled images"]
     return "\n".join(lines)
 
 

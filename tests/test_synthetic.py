@@ -273,7 +273,8 @@ def test_demo_last_screen_splits_the_gain_and_names_the_pictures_and_next_comman
     assert lines[3].startswith("What the unlabelled images add") and lines[3].endswith(": +1.5")
     assert demo.format_gains({demo.DEMO_RECOMMENDED: {"mean": 0.9}}, {}) == ""
     screen = demo.format_next_steps({"m": ["/x/overview.png", "/x/scatter.png"]})
-    assert "  /x/overview.png" in screen.splitlines() and "-tr nnUNetTrainerDualUncPlus" in screen
+    assert "  /x/overview.png" in screen.splitlines() and "-tr nnUNetTrainerDualUncPlusFromCopyPaste" in screen
+    assert screen.index("-tr nnUNetTrainerCopyPasteWarmStart") < screen.index("-tr nnUNetTrainerDualUncPlusFromCopyPaste")
 
 
 def test_uncertainty_ranking_is_shown_beside_each_cases_dice(tmp_path):
