@@ -172,24 +172,39 @@ def format_dice_table(results: Dict[str, dict], labels: Optional[Dict[str, int]]
 
 
 def unlabelled_gains(results: Dict[str, dict], control: str = DEMO_CONTROL,
-                     start_model: str = DEMO_START_MODEL) -> Dict[str, float]:
+                     start_model: str = DEMO_START_MODEL, continues: Optional[Dict[str, str]] = None
+                     ) -> Dict[str, float]:
     """Mean Dice of each method that continued the start model, minus the control's (nnU-Net continued for as many
     steps); empty unless the control was run. A gain of the supervised copy-paste trainer is the recipe's, not the
-    unlabelled images'. Other start models and controls than the demo's own (e.g.
-    budget variants of them) are passed by name."""
+    unlabelled images'. continues: the model each method continues, where known; a method that continues another
+    one (two runs of steps) is left out. Other start models and controls than the demo's own (e.g. budget variants
+    of them) are passed by name."""
     if control not in results:
         return {}
+    continues = continues or {}
     return {method: result["mean"] - results[control]["mean"] for method, result in results.items()
-            if method not in (control, start_model)}
+            if method not in (control, start_model) and continues.get(method, start_model) == start_model}
 
 
-def format_gains(results: Dict[str, dict], gains: Dict[str, float]) -> str:
-    """Where each point comes from: every continuation against nnU-Net continued, and the recommended trainer
-    against supervised copy-paste (what the unlabelled images add to the recipe); empty without the control."""
+def chained_gains(results: Dict[str, dict], continues: Dict[str, str]) -> Dict[str, Tuple[str, float]]:
+    """For each method that continues another method of this run (not the start model): that method and the mean
+    Dice gained over it, its own steps included."""
+    return {method: (start, result["mean"] - results[start]["mean"]) for method, result in results.items()
+            if continues.get(method) in results and continues[method] != DEMO_START_MODEL
+            for start in [continues[method]]}
+
+
+def format_gains(results: Dict[str, dict], gains: Dict[str, float],
+                 chained: Optional[Dict[str, Tuple[str, float]]] = None) -> str:
+    """Where each point comes from: every continuation against nnU-Net continued, a chained method against the model
+    it continues, and the recommended trainer against supervised copy-paste (what the unlabelled images add to the
+    recipe); empty without the control."""
     if not gains:
         return ""
     lines = [f"Mean Dice points over {DEMO_CONTROL} (nnU-Net continued: same start model, same extra steps):"]
     lines += [f"  {method}: {100 * gain:+.1f}" for method, gain in gains.items()]
+    lines += [f"{method} over {start}, the model it continues (its own steps on top): {100 * gain:+.1f}"
+              for method, (start, gain) in (chained or {}).items()]
     if DEMO_COPY_PASTE in results and DEMO_RECOMMENDED in results:
         added = results[DEMO_RECOMMENDED]["mean"] - results[DEMO_COPY_PASTE]["mean"]
         lines.append(f"What the unlabelled images add to the supervised copy-paste recipe ({DEMO_RECOMMENDED} minus "
@@ -208,10 +223,11 @@ def format_next_steps(pictures: Dict[str, List[str]]) -> str:
     lines += ["Next, on your own nnU-Net dataset (README, \"Using it on your own dataset\"): put the unannotated "
               "images in imagesUnlabeled/ beside imagesTr/, then",
               "  export nnUNet_extTrainer=$(nnunetv2_dualunc trainer-path)",
-              "  nnUNetv2_train DATASET 2d 0 -tr nnUNetTrainer             # or the model you have",
-              "  nnUNetv2_train DATASET 2d 0 -tr nnUNetTrainerDualUncPlus  # the recommended trainer",
-              "  nnUNetv2_train DATASET 2d 0 -tr nnUNetTrainerCopyPasteWarmStart  # the control: the recipe, "
-              "labelled images only"]
+              "  nnUNetv2_train DATASET 2d 0 -tr nnUNetTrainer                          # or the model you have",
+              "  nnUNetv2_train DATASET 2d 0 -tr nnUNetTrainerCopyPasteWarmStart        # the control: labelled "
+              "images only",
+              "  nnUNetv2_train DATASET 2d 0 -tr nnUNetTrainerDualUncPlusFromCopyPaste  # the control's model "
+              "continued with the unlabelled images"]
     return "\n".join(lines)
 
 
@@ -324,8 +340,10 @@ def run_demo(output_dir: str, seed: int = 0, methods: Sequence[str] = DEMO_METHO
 
     clock.header(f"Result: Dice on the {preset['n_test']} held-out test cases")
     table = format_dice_table(results)
-    gains = unlabelled_gains(results)
-    gain_lines = format_gains(results, gains)
+    continues = {method: cls.warm_start_trainer for method, cls in trainer_classes.items()
+                 if hasattr(cls, "warm_start_trainer")}
+    gains = unlabelled_gains(results, continues=continues)
+    gain_lines = format_gains(results, gains, chained_gains(results, continues))
     if gain_lines:
         table += "\n\n" + gain_lines
     pictures = {}

@@ -263,6 +263,15 @@ def test_demo_reports_the_gain_from_the_unlabelled_images():
     assert gains.keys() == {"warm_a", "warm_b"}
     assert gains["warm_a"] == pytest.approx(0.03) and gains["warm_b"] == pytest.approx(-0.01)
     assert demo.unlabelled_gains({"warm_a": {"mean": 0.91}}) == {}
+    # a method that continues another method's model has two runs of steps: reported against that model instead
+    chain = {**results, "chained": {"mean": 0.95}}
+    continues = {"warm_a": demo.DEMO_START_MODEL, "chained": "warm_a"}
+    assert demo.unlabelled_gains(chain, continues=continues).keys() == {"warm_a", "warm_b"}
+    chained = demo.chained_gains(chain, continues)
+    assert chained.keys() == {"chained"} and chained["chained"][0] == "warm_a"
+    assert chained["chained"][1] == pytest.approx(0.04)
+    line = demo.format_gains(chain, demo.unlabelled_gains(chain, continues=continues), chained).splitlines()[3]
+    assert line == "chained over warm_a, the model it continues (its own steps on top): +4.0"
 
 
 def test_demo_last_screen_splits_the_gain_and_names_the_pictures_and_next_commands():
@@ -273,7 +282,8 @@ def test_demo_last_screen_splits_the_gain_and_names_the_pictures_and_next_comman
     assert lines[3].startswith("What the unlabelled images add") and lines[3].endswith(": +1.5")
     assert demo.format_gains({demo.DEMO_RECOMMENDED: {"mean": 0.9}}, {}) == ""
     screen = demo.format_next_steps({"m": ["/x/overview.png", "/x/scatter.png"]})
-    assert "  /x/overview.png" in screen.splitlines() and "-tr nnUNetTrainerDualUncPlus" in screen
+    assert "  /x/overview.png" in screen.splitlines() and "-tr nnUNetTrainerDualUncPlusFromCopyPaste" in screen
+    assert screen.index("-tr nnUNetTrainerCopyPasteWarmStart") < screen.index("-tr nnUNetTrainerDualUncPlusFromCopyPaste")
 
 
 def test_uncertainty_ranking_is_shown_beside_each_cases_dice(tmp_path):

@@ -1,5 +1,6 @@
 """Warm start from an existing nnU-Net model: checks of the checkpoint, how its weights are loaded, and the user's
-path end to end (stock nnUNetv2_train -> nnUNetTrainerDualUncWarmStart -> nnUNetv2_predict)."""
+path end to end (stock nnUNetv2_train -> nnUNetTrainerDualUncWarmStart -> nnUNetv2_predict; nnUNetTrainer ->
+nnUNetTrainerCopyPasteWarmStart -> nnUNetTrainerDualUncPlusFromCopyPaste)."""
 import copy
 import json
 import os
@@ -138,6 +139,19 @@ def test_stock_model_then_warm_start_then_predict(planned_workspace, tmp_path):
     assert "entering phase" not in control.log  # no unlabelled data
     assert _learning_rates(control.log) == _learning_rates(train.log)
     assert len(set(_learning_rates(control.log))) == 2  # two restarts of phases of 2, 1, 1 epochs: 0.01 and less
+
+    # the recipe continued from the supervised copy-paste model: refused, naming that model's command, until it exists
+    from_copy_paste, copy_paste = "nnUNetTrainerDualUncPlusFromCopyPaste_test", "nnUNetTrainerCopyPasteWarmStart_test"
+    missing = ws.run(["nnUNetv2_train", "991", "2d", "all", "-tr", from_copy_paste, "-device", "cpu"],
+                     "from_copy_paste_missing.log", check=False)
+    assert missing.returncode != 0 and "Epoch 0" not in missing.log
+    assert f"nnUNetv2_train {ws.dataset} 2d all -tr {copy_paste} -p nnUNetPlans" in missing.log
+    ws.run(["nnUNetv2_train", "991", "2d", "all", "-tr", copy_paste, "-device", "cpu"], "copy_paste.log")
+    chained = ws.run(["nnUNetv2_train", "991", "2d", "all", "-tr", from_copy_paste, "-device", "cpu"],
+                     "from_copy_paste.log")
+    copy_paste_model = os.path.join(ws.results_folder(copy_paste), "checkpoint_final.pth")
+    assert f"warm start: weights loaded from {copy_paste_model}" in chained.log
+    assert "entering phase 'stage2'" in chained.log
 
     # a checkpoint of another label set is refused before training, naming the file and the difference
     foreign = torch.load(checkpoint_file, map_location="cpu", weights_only=False)

@@ -36,7 +36,8 @@ from nnunetv2_dualunc.training.budget_variants import budget_variant
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 from nnunetv2_dualunc.training.copy_paste import nnUNetTrainerCopyPaste, nnUNetTrainerCopyPasteWarmStart
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
-from nnunetv2_dualunc.training.dualunc_plus import nnUNetTrainerDualUncWarmStartCopyPastePseudoDice
+from nnunetv2_dualunc.training.dualunc_plus import (nnUNetTrainerDualUncPlusFromCopyPaste,
+                                                    nnUNetTrainerDualUncWarmStartCopyPastePseudoDice)
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
 from nnunetv2_dualunc.training.online_teacher import OnlineTeacherMixin
 from nnunetv2_dualunc.data.unlabelled_raw import find_unlabelled_cases
@@ -279,15 +280,6 @@ class nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceOnlineTeacher(OnlineTeache
     """The recommended trainer with its pseudo-labels refreshed every step by an EMA teacher
     (training/online_teacher.py): a candidate for closing the gap between the recipe without unlabelled images and
     the oracle (docs/log/2026-12-07_recipe-controls.md). Not recommended until measured under a rule."""
-
-
-class nnUNetTrainerDualUncPlusFromCopyPaste(nnUNetTrainerDualUncWarmStartCopyPastePseudoDice):
-    """The recommended trainer continued from this fold's supervised copy-paste model instead of the nnUNetTrainer
-    model: the teacher that ranks and labels the unlabelled images is then the stronger supervised model (the third
-    candidate for the gap, docs/log/2026-12-07_recipe-controls.md). A user's chain would be nnUNetTrainer ->
-    nnUNetTrainerCopyPasteWarmStart -> this; the benchmark variants point at the profile's copy-paste model
-    (WARM_START_METHODS). Not recommended until measured under its rule."""
-    warm_start_trainer = "nnUNetTrainerCopyPasteWarmStart"
 
 
 class nnUNetTrainerDualUncWarmStartDetached(nnUNetTrainerDualUncWarmStart):

@@ -23,9 +23,12 @@ from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 from nnunetv2_dualunc.training.copy_paste import nnUNetTrainerCopyPaste, nnUNetTrainerCopyPasteWarmStart
 from nnunetv2_dualunc.training.demo_trainers import (nnUNetTrainer_demo, nnUNetTrainerContinued_demo,
                                                      nnUNetTrainerCopyPasteWarmStart_demo, nnUNetTrainerDualUnc_demo,
-                                                     nnUNetTrainerDualUncPlus_demo, nnUNetTrainerDualUncWarmStart_demo)
+                                                     nnUNetTrainerDualUncPlus_demo,
+                                                     nnUNetTrainerDualUncPlusFromCopyPaste_demo,
+                                                     nnUNetTrainerDualUncWarmStart_demo)
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
 from nnunetv2_dualunc.training.dualunc_plus import (nnUNetTrainerDualUncCopyPastePseudoDice, nnUNetTrainerDualUncPlus,
+                                                    nnUNetTrainerDualUncPlusFromCopyPaste,
                                                     nnUNetTrainerDualUncPlusFromScratch,
                                                     nnUNetTrainerDualUncWarmStartCopyPastePseudoDice)
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
@@ -44,6 +47,9 @@ CATALOGUE: Tuple[Tuple[str, Tuple[CatalogueEntry, ...]], ...] = (
     ("Recommended", (
         CatalogueEntry(nnUNetTrainerDualUncPlus, "you have an nnUNetTrainer model of this fold: continue it with the "
                                                  "unlabelled images (copy-paste + pseudo-label Dice)"),
+        CatalogueEntry(nnUNetTrainerDualUncPlusFromCopyPaste, "you have trained the control "
+                                                              "nnUNetTrainerCopyPasteWarmStart too: the same recipe "
+                                                              "continued from that model (better pseudo-labels)"),
         CatalogueEntry(nnUNetTrainerDualUncPlusFromScratch, "no model yet: the same recipe after the paper's teacher "
                                                             "pre-training"),
     )),
@@ -85,6 +91,8 @@ CATALOGUE: Tuple[Tuple[str, Tuple[CatalogueEntry, ...]], ...] = (
         CatalogueEntry(nnUNetTrainerDualUncPlus_demo, "the demo's recommended trainer"),
         CatalogueEntry(nnUNetTrainerContinued_demo, "the demo's control"),
         CatalogueEntry(nnUNetTrainerCopyPasteWarmStart_demo, "the demo's supervised copy-paste control"),
+        CatalogueEntry(nnUNetTrainerDualUncPlusFromCopyPaste_demo, "the demo's recommended recipe continued from that "
+                                                                   "control's model"),
         CatalogueEntry(nnUNetTrainerDualUncWarmStart_demo, "the paper's method at the demo's budget (warm start)"),
         CatalogueEntry(nnUNetTrainerDualUnc_demo, "the paper's method at the demo's budget (from scratch)"),
     )),

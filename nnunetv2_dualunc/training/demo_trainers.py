@@ -13,7 +13,7 @@ from nnunetv2_dualunc.training.budget_variants import budget_variant
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 from nnunetv2_dualunc.training.copy_paste import nnUNetTrainerCopyPasteWarmStart
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
-from nnunetv2_dualunc.training.dualunc_plus import nnUNetTrainerDualUncPlus
+from nnunetv2_dualunc.training.dualunc_plus import nnUNetTrainerDualUncPlus, nnUNetTrainerDualUncPlusFromCopyPaste
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
 
 DEMO_EPOCHS = 10
@@ -29,12 +29,13 @@ nnUNetTrainer_demo = budget_variant(nnUNetTrainer, "nnUNetTrainer_demo", DEMO_EP
                                     DEMO_VAL_ITERATIONS, save_every=DEMO_SAVE_EVERY)
 
 
-def warm_start_demo_variant(trainer_class: type, module: Optional[str] = None) -> type:
-    """A warm-start trainer at the demo's budget, continuing nnUNetTrainer_demo (K = 2 ranking snapshots), bound in
-    module (default: this one)."""
+def warm_start_demo_variant(trainer_class: type, module: Optional[str] = None,
+                            start_model: str = nnUNetTrainer_demo.__name__) -> type:
+    """A warm-start trainer at the demo's budget, continuing start_model (default nnUNetTrainer_demo; K = 2 ranking
+    snapshots), bound in module (default: this one)."""
     return budget_variant(trainer_class, f"{trainer_class.__name__}_demo", WARM_PHASES, DEMO_ITERATIONS_PER_EPOCH,
                           DEMO_VAL_ITERATIONS, module=module or __name__, num_snapshots=2,
-                          warm_start_trainer=nnUNetTrainer_demo.__name__)
+                          warm_start_trainer=start_model)
 
 
 #: the recommended trainer at the demo's budget: the demo's default (ten runs of 2026-12-05: +1.6 over the control,
@@ -55,6 +56,10 @@ nnUNetTrainerContinued_demo = _continued_demo(nnUNetTrainerContinued)
 #: the same with supervised copy-paste (a second, mixed batch of labelled samples): what a strong supervised recipe
 #: gains without any unlabelled image
 nnUNetTrainerCopyPasteWarmStart_demo = _continued_demo(nnUNetTrainerCopyPasteWarmStart)
+#: the recommended recipe continued from that copy-paste model (`--methods ... nnUNetTrainerCopyPasteWarmStart_demo
+#: nnUNetTrainerDualUncPlusFromCopyPaste_demo`)
+nnUNetTrainerDualUncPlusFromCopyPaste_demo = warm_start_demo_variant(
+    nnUNetTrainerDualUncPlusFromCopyPaste, start_model=nnUNetTrainerCopyPasteWarmStart_demo.__name__)
 #: DualUnc from scratch with DEMO_EPOCHS x DEMO_ITERATIONS_PER_EPOCH gradient steps, split into pre-training (with 3
 #: ranking snapshots), stage 1 and stage 2 (`--methods nnUNetTrainer_demo nnUNetTrainerDualUnc_demo`)
 nnUNetTrainerDualUnc_demo = budget_variant(nnUNetTrainerDualUnc, "nnUNetTrainerDualUnc_demo", (5, 2, 3),

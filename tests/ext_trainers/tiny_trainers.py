@@ -14,7 +14,7 @@ from nnunetv2_dualunc.training.budget_variants import budget_variant
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 from nnunetv2_dualunc.training.copy_paste import nnUNetTrainerCopyPaste, nnUNetTrainerCopyPasteWarmStart
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
-from nnunetv2_dualunc.training.dualunc_plus import nnUNetTrainerDualUncPlus
+from nnunetv2_dualunc.training.dualunc_plus import nnUNetTrainerDualUncPlus, nnUNetTrainerDualUncPlusFromCopyPaste
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
 from nnunetv2_dualunc.training.self_training import nnUNetTrainerSelfTraining
 
@@ -107,6 +107,10 @@ nnUNetTrainerDualUncPlusRecipeOnly_test = budget_variant(
 #: the recommended trainer itself (copy-paste with pseudo-labelled unlabelled cases) at the tiny budget
 nnUNetTrainerDualUncPlus_test = budget_variant(nnUNetTrainerDualUncPlus, "nnUNetTrainerDualUncPlus_test", (2, 1, 1), 2,
                                                1, num_snapshots=2, warm_start_trainer="nnUNetTrainer_test")
+#: the same recipe continued from the supervised copy-paste model (nnUNetTrainer_test -> copy-paste -> this)
+nnUNetTrainerDualUncPlusFromCopyPaste_test = budget_variant(
+    nnUNetTrainerDualUncPlusFromCopyPaste, "nnUNetTrainerDualUncPlusFromCopyPaste_test", (2, 1, 1), 2, 1,
+    num_snapshots=2, warm_start_trainer="nnUNetTrainerCopyPasteWarmStart_test")
 
 
 def _baseline_variants() -> dict:
