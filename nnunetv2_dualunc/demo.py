@@ -186,12 +186,13 @@ def unlabelled_gains(results: Dict[str, dict], control: str = DEMO_CONTROL,
             if method not in (control, start_model) and continues.get(method, start_model) == start_model}
 
 
-def chained_gains(results: Dict[str, dict], continues: Dict[str, str]) -> Dict[str, Tuple[str, float]]:
+def chained_gains(results: Dict[str, dict], continues: Dict[str, str],
+                  start_model: str = DEMO_START_MODEL) -> Dict[str, Tuple[str, float]]:
     """For each method that continues another method of this run (not the start model): that method and the mean
     Dice gained over it, its own steps included."""
-    return {method: (start, result["mean"] - results[start]["mean"]) for method, result in results.items()
-            if continues.get(method) in results and continues[method] != DEMO_START_MODEL
-            for start in [continues[method]]}
+    chained = {method: start for method, start in continues.items()
+               if method in results and start in results and start != start_model}
+    return {method: (start, results[method]["mean"] - results[start]["mean"]) for method, start in chained.items()}
 
 
 def format_gains(results: Dict[str, dict], gains: Dict[str, float],
