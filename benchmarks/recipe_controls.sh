@@ -48,7 +48,8 @@ acdc acdc7_teacherB_seed1 --labelled labeled_7 --seed 1 --teacher-from "$ROOT/ac
     --methods $FROM_CP $RECIPE $CP_ORACLE
 # 7 labelled, teacher C: the second teacher of the target (nnU-Net's augmentation is unseeded: a new teacher), with
 # the candidate first (item 7: two teachers x two seeds at 7 labelled decide whether it replaces the recommended
-# trainer), then the recommended trainer; BCP failed its rule and waits behind the no-harm check below
+# trainer; the rule is the log's item 8), then the recommended trainer; BCP failed its rule and waits behind the
+# no-harm check below
 acdc acdc7_teacherC_seed0 --labelled labeled_7 --seed 0 --methods $FROM_CP $RECIPE
 acdc acdc7_teacherC_seed1 --labelled labeled_7 --seed 1 --teacher-from "$ROOT/acdc7_teacherC_seed0" \
     --methods $FROM_CP $RECIPE
@@ -56,6 +57,11 @@ acdc acdc7_teacherC_seed1 --labelled labeled_7 --seed 1 --teacher-from "$ROOT/ac
 # copy-paste trainer - 0.5 (item 7's candidate too)
 "$PY" benchmarks/hippocampus.py --labelled labeled_9 --profile cpu_warm --seed 0 --work "$ROOT/hippo9_seed0" \
     ${KEEP:+--keep "$KEEP/hippo9_seed0"} --methods dualunc_warm_copy_paste_pseudo_dice copy_paste_continued $FROM_CP
+# item 9: a second round from item 7's candidate at 3 labelled (its twin runs both rounds without unlabelled images;
+# the runner reuses the folders' copy-paste models, candidates and twins)
+SECOND_ROUND="dualunc_plus_second_round"
+acdc acdc3_teacherA_seed0 --labelled labeled_3 --seed 0 --methods $SECOND_ROUND
+acdc acdc3_teacherA_seed1 --labelled labeled_3 --seed 1 --methods $SECOND_ROUND
 # the ceiling under supervised copy-paste and BCP at 3 labelled (item 6 where labels are scarcer)
 acdc acdc3_teacherA_seed0 --labelled labeled_3 --seed 0 --methods $CP_ORACLE $BCP
 acdc acdc3_teacherA_seed1 --labelled labeled_3 --seed 1 --methods $CP_ORACLE $BCP

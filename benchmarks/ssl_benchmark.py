@@ -302,10 +302,13 @@ class BenchmarkRun:
     def with_controls(self, methods: Sequence[str]) -> List[str]:
         """The methods in the order they train, each semi-supervised one followed by its recipe-without-unlabelled
         twin, and in a warm-start profile supervised_continued first: every gain is then reported against both."""
+        def chain(method: str) -> List[str]:  # the models it continues (and their twins) first
+            start = chain(WARM_START_METHODS[method]) if method in WARM_START_METHODS else []
+            return start + [method] + ([RECIPE_TWINS[method]] if method in RECIPE_TWINS else [])
+
         ordered = ["supervised_continued"] if self.setup.profile in TEACHER_PROFILES else []
         for method in methods:
-            start = [WARM_START_METHODS[method]] if method in WARM_START_METHODS else []  # the model it continues
-            ordered += start + [method] + ([RECIPE_TWINS[method]] if method in RECIPE_TWINS else [])
+            ordered += chain(method)
         return list(dict.fromkeys(ordered))
 
     def run(self, methods: Sequence[str]) -> str:

@@ -630,8 +630,11 @@ def test_every_semi_supervised_method_has_a_recipe_twin_that_differs_only_in_its
         control = getattr(benchmark_trainers, benchmark_trainers.trainer_name(twin, "acdcCPUwarm"))
         assert control.second_batch_from_labelled and not trained.second_batch_from_labelled, method
         for attribute in ("pretrain_epochs", "stage1_epochs", "stage2_epochs", "iterations_per_epoch", "num_epochs",
-                          "lr_phases", "copy_paste_fraction", "num_snapshots", "warm_start_trainer"):
+                          "lr_phases", "copy_paste_fraction", "num_snapshots"):
             assert getattr(control, attribute, None) == getattr(trained, attribute, None), (method, attribute)
+        if method not in benchmark_trainers.WARM_START_METHODS or \
+                benchmark_trainers.WARM_START_METHODS[method] not in twins:  # else the start's twin (test below)
+            assert getattr(control, "warm_start_trainer", None) == getattr(trained, "warm_start_trainer", None)
         if not method.endswith("oracle"):
             assert getattr(control, "pseudo_label_dice", None) == getattr(trained, "pseudo_label_dice", None)
 
@@ -664,6 +667,25 @@ def test_a_method_that_continues_another_methods_model_trains_after_it_and_its_t
     # the copy-paste model itself still continues the profile's teacher
     assert getattr(benchmark_trainers, copy_paste).warm_start_trainer == \
         benchmark_trainers.trainer_name("supervised", "acdcCPUteacher")
+
+
+def test_a_second_round_trains_after_the_first_and_its_twin_has_no_unlabelled_image_in_its_chain(tmp_path):
+    """copy-paste -> candidate -> second round, and the twin: copy-paste -> the candidate's twin -> its own."""
+    import acdc
+    from ssl_benchmark import BenchmarkRun
+
+    warm = BenchmarkRun(acdc.make_setup("labeled_3", "cpu_warm"), str(tmp_path / "w"), 0, 1, 1)
+    assert warm.with_controls(["dualunc_plus_second_round"]) == [
+        "supervised_continued", "copy_paste_continued", "dualunc_plus_from_copy_paste",
+        "dualunc_plus_from_copy_paste_recipe_only", "dualunc_plus_second_round", "dualunc_plus_second_round_recipe_only"]
+
+    def start(method):
+        return getattr(benchmark_trainers, benchmark_trainers.trainer_name(method, "acdcCPUwarm")).warm_start_trainer
+
+    assert start("dualunc_plus_second_round") == benchmark_trainers.trainer_name("dualunc_plus_from_copy_paste",
+                                                                                 "acdcCPUwarm")
+    assert start("dualunc_plus_second_round_recipe_only") == benchmark_trainers.trainer_name(
+        "dualunc_plus_from_copy_paste_recipe_only", "acdcCPUwarm")
 
 
 def test_compare_runs_reports_each_method_against_its_own_recipe_twin(tmp_path):

@@ -36,7 +36,7 @@ from nnunetv2_dualunc.training.budget_variants import budget_variant
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 from nnunetv2_dualunc.training.copy_paste import nnUNetTrainerCopyPaste, nnUNetTrainerCopyPasteWarmStart
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
-from nnunetv2_dualunc.training.dualunc_plus import (nnUNetTrainerDualUncPlusFromCopyPaste,
+from nnunetv2_dualunc.training.dualunc_plus import (nnUNetTrainerDualUncPlus, nnUNetTrainerDualUncPlusFromCopyPaste,
                                                     nnUNetTrainerDualUncWarmStartCopyPastePseudoDice)
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
 from nnunetv2_dualunc.training.online_teacher import OnlineTeacherMixin
@@ -122,11 +122,14 @@ def _num_snapshots(base: Type[nnUNetTrainerSelfTraining], pretrain_epochs: int) 
 
 def _teacher_trainer(profile: str, method: str) -> str:
     """The trainer whose model a method loads in a warm-start profile: the profile's supervised teacher, or for a
-    method of WARM_START_METHODS (and its twin) the named method's model of the same profile (unused outside
-    warm-start profiles)."""
+    method of WARM_START_METHODS the named method's model of the same profile; a twin loads the named method's twin
+    where it has one, so that no unlabelled image enters anywhere in the twin's chain (unused outside warm-start
+    profiles)."""
     if profile not in TEACHER_PROFILES:
         return "nnUNetTrainer"
     source = WARM_START_METHODS.get(TWIN_SOURCES.get(method, method))
+    if source and method in TWIN_SOURCES:
+        source = RECIPE_TWINS.get(source, source)
     return trainer_name(source, profile) if source else trainer_name("supervised", TEACHER_PROFILES[profile])
 
 
@@ -341,6 +344,12 @@ class nnUNetTrainerDualUncWarmStartOneLRDecay(nnUNetTrainerDualUncWarmStart):
     lr_restart_each_phase = False
 
 
+class nnUNetTrainerDualUncPlusSecondRound(nnUNetTrainerDualUncPlus):
+    """The recommended recipe once more, from the model of nnUNetTrainerDualUncPlusFromCopyPaste (the benchmark sets
+    the start model): a second round of self-training whose ranking and first pseudo-labels come from a model that
+    has already learnt from the unlabelled images (docs/log/2026-12-07_recipe-controls.md, item 9)."""
+
+
 def _longer_adaptation(pretrain: int, stage1: int, stage2: int) -> Tuple[int, int, int]:
     """Half of each stage's epochs moved into the first phase, same total (acdcCPUwarm: 3 + 5 + 5 -> 7 + 3 + 3): the
     teacher trains longer before it labels. Why: its pseudo-labels of the unlabelled cases score below what the
@@ -375,6 +384,7 @@ METHODS = {"supervised": None, "self_training": nnUNetTrainerSelfTraining,
            "dualunc_warm_copy_paste_pseudo_dice_online_teacher":
                nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceOnlineTeacher,
            "dualunc_plus_from_copy_paste": nnUNetTrainerDualUncPlusFromCopyPaste,
+           "dualunc_plus_second_round": nnUNetTrainerDualUncPlusSecondRound,
            "dualunc_warm_copy_paste_pseudo_dice_if_undersegmented":
                nnUNetTrainerDualUncWarmStartCopyPastePseudoDiceIfUndersegmented,
            # the schedule ablation: a control and a warm start with one learning-rate decay over all phases
@@ -390,7 +400,8 @@ for _scratch, _warm in BASELINES:
     METHODS[_method], METHODS[_method + "_continued"] = _scratch, _warm
 #: method -> the method of the same profile whose model it starts from instead of the profile's teacher (the runner
 #: trains that one first)
-WARM_START_METHODS = {"dualunc_plus_from_copy_paste": "copy_paste_continued"}
+WARM_START_METHODS = {"dualunc_plus_from_copy_paste": "copy_paste_continued",
+                      "dualunc_plus_second_round": "dualunc_plus_from_copy_paste"}
 #: methods whose twin would not be their recipe (the ablation that drops the unlabelled batch has no second batch)
 _WITHOUT_TWIN = {"dualunc_warm_no_unlabelled"}
 #: mixins that change only the targets of the second batch: with labelled second batches they do nothing
