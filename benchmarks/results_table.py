@@ -78,11 +78,15 @@ def markdown(manifest: dict, rows: Sequence[dict], heldout: Optional[dict],
                      f"{_cell(r['recipe_only'])} | **{_cell(r['method_dice'])}** | {_cell(r['oracle'])} | "
                      f"{_cell(r['unlabelled_gain'], True)} |")
     lines.append("")
-    lines.append("Mean Dice in points over the validation volumes and foreground classes; \"-\": not run (yet). ")
-    for setting in manifest["settings"]:
-        lines[-1] += (f"{setting['label']}: {setting['budget']}; {setting['hardware']}; result files "
-                      f"`docs/results/{os.path.dirname(setting['runs'][0]) if setting['runs'] else '-'}`. ")
-    lines[-1] = lines[-1].rstrip()
+    lines.append("Mean Dice in points over the validation volumes and foreground classes; \"-\": not run (yet). "
+                 + (manifest["protocol"] + " " if "protocol" in manifest else ""))
+    places = [f"{setting['hardware']}; result files "
+              f"`docs/results/{os.path.dirname(setting['runs'][0]) if setting['runs'] else '-'}`"
+              for setting in manifest["settings"]]
+    shared = len(set(places)) == 1  # one machine and results folder for every setting: said once
+    for setting, place in zip(manifest["settings"], places):
+        lines[-1] += f"{setting['label']}: {setting['budget']}" + (". " if shared else f"; {place}. ")
+    lines[-1] = (lines[-1] + (f"Every run: {places[0]}." if shared else "")).rstrip()
     if candidates:
         lines += candidate_markdown(manifest["candidate"], candidates)
     if heldout:
