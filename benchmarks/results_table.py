@@ -44,7 +44,7 @@ def stored_runs(manifest: dict, results_root: str) -> List[Tuple[dict, str, Run]
 def setting_rows(runs: Sequence[Tuple[dict, str, Run]], method: str, oracle: Optional[str]) -> List[dict]:
     """gain_sources' row of method (and its oracle; None: none) for every stored run, with the setting's budget and
     hardware."""
-    return [dict(gain_row(setting["label"], run, method, oracle), folder=folder, budget=setting["budget"],
+    return [dict(gain_row(setting["label"], run, method, oracle), folder=folder, budget=setting.get("budget"),
                  hardware=setting["hardware"]) for setting, folder, run in runs]
 
 
@@ -84,8 +84,9 @@ def markdown(manifest: dict, rows: Sequence[dict], heldout: Optional[dict],
               f"`docs/results/{os.path.dirname(setting['runs'][0]) if setting['runs'] else '-'}`"
               for setting in manifest["settings"]]
     shared = len(set(places)) == 1  # one machine and results folder for every setting: said once
-    for setting, place in zip(manifest["settings"], places):
-        lines[-1] += f"{setting['label']}: {setting['budget']}" + (". " if shared else f"; {place}. ")
+    for setting, place in zip(manifest["settings"], places):  # a setting without a budget of its own: the protocol's
+        said = ([setting["budget"]] if setting.get("budget") else []) + ([] if shared else [place])
+        lines[-1] += f"{setting['label']}: {'; '.join(said)}. " if said else ""
     lines[-1] = (lines[-1] + (f"Every run: {places[0]}." if shared else "")).rstrip()
     if candidates:
         lines += candidate_markdown(manifest["candidate"], candidates)

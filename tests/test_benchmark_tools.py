@@ -786,12 +786,12 @@ def test_results_table_is_generated_from_the_stored_runs_into_the_marked_block(t
     assert readme.read_text() == text  # rerunning reproduces the table
     # settings measured on different machines name each its own, after a protocol said once
     manifest["protocol"] = "Protocol: warm start."
-    manifest["settings"].append({"label": "ACDC 3", "runs": ["exp/seed0"], "budget": "1300 steps", "hardware": "GPU"})
+    manifest["settings"].append({"label": "ACDC 3", "runs": ["exp/seed0"], "hardware": "GPU"})  # no budget of its own
     (tmp_path / "current.json").write_text(json.dumps(manifest))
     results_table.main(["--manifest", str(tmp_path / "current.json"), "--update", str(readme)])
     text = readme.read_text()
     assert "(yet). Protocol: warm start. ACDC 7: 650 steps; 2-core CPU; result files `docs/results/exp`. " \
-           "ACDC 3: 1300 steps; GPU; result files `docs/results/exp`." in text and "Every run" not in text
+           "ACDC 3: GPU; result files `docs/results/exp`." in text and "Every run" not in text
     (tmp_path / "other.md").write_text("no markers\n")
     with pytest.raises(SystemExit, match="other.md has no .* block"):
         results_table.main(["--manifest", str(tmp_path / "current.json"), "--update", str(tmp_path / "other.md")])
