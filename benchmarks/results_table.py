@@ -35,20 +35,19 @@ def _cell(value: Optional[float], signed: bool = False) -> str:
     return f"{value:+.1f}" if signed else f"{value:.1f}"
 
 
-def stored_runs(manifest: dict, results_root: str) -> List[Tuple[dict, str, Run]]:
-    """(setting, folder, run) for every stored run of every setting, each read once."""
-    return [(setting, folder, read_run(os.path.join(results_root, folder)))
+def stored_runs(manifest: dict, results_root: str) -> List[Tuple[str, Run]]:
+    """(setting label, run) for every stored run of every setting, each read once."""
+    return [(setting["label"], read_run(os.path.join(results_root, folder)))
             for setting in manifest["settings"] for folder in setting["runs"]]
 
 
-def setting_rows(runs: Sequence[Tuple[dict, str, Run]], method: str, oracle: Optional[str]) -> List[dict]:
-    """gain_sources' row of method (and its oracle; None: none) for every stored run, with the setting's budget and
-    hardware."""
-    return [dict(gain_row(setting["label"], run, method, oracle), folder=folder, budget=setting.get("budget"),
-                 hardware=setting["hardware"]) for setting, folder, run in runs]
+def setting_rows(runs: Sequence[Tuple[str, Run]], method: str, oracle: Optional[str]) -> List[dict]:
+    """gain_sources' row of method (and its oracle; None: none) for every stored run; the footnote takes budget and
+    hardware from the manifest."""
+    return [gain_row(label, run, method, oracle) for label, run in runs]
 
 
-def candidate_rows(manifest: dict, runs: Sequence[Tuple[dict, str, Run]]) -> List[dict]:
+def candidate_rows(manifest: dict, runs: Sequence[Tuple[str, Run]]) -> List[dict]:
     """The rows of the runs that have the manifest's candidate (a recipe measured under its rule, not yet
     recommended); none without a candidate."""
     candidate = manifest.get("candidate")
