@@ -53,15 +53,16 @@ acdc acdc7_teacherB_seed1 --labelled labeled_7 --seed 1 --teacher-from "$ROOT/ac
 acdc acdc7_teacherC_seed0 --labelled labeled_7 --seed 0 --methods $FROM_CP $RECIPE
 acdc acdc7_teacherC_seed1 --labelled labeled_7 --seed 1 --teacher-from "$ROOT/acdc7_teacherC_seed0" \
     --methods $FROM_CP $RECIPE
-# Hippocampus 9 labelled, the no-harm check (warm start, 260 steps): the recommended trainer at least the supervised
-# copy-paste trainer - 0.5 (item 7's candidate too)
-"$PY" benchmarks/hippocampus.py --labelled labeled_9 --profile cpu_warm --seed 0 --work "$ROOT/hippo9_seed0" \
-    ${KEEP:+--keep "$KEEP/hippo9_seed0"} --methods dualunc_warm_copy_paste_pseudo_dice copy_paste_continued $FROM_CP
 # item 9: a second round from item 7's candidate at 3 labelled (its twin runs both rounds without unlabelled images;
-# the runner reuses the folders' copy-paste models, candidates and twins)
+# the runner reuses the folders' copy-paste models, candidates and twins). Moved before Hippocampus on 2026-12-08:
+# it decides an unmet target in about 80 min, Hippocampus (a new teacher) needs about 5 h
 SECOND_ROUND="dualunc_plus_second_round"
 acdc acdc3_teacherA_seed0 --labelled labeled_3 --seed 0 --methods $SECOND_ROUND
 acdc acdc3_teacherA_seed1 --labelled labeled_3 --seed 1 --methods $SECOND_ROUND
+# Hippocampus 9 labelled, the no-harm check (warm start, 260 steps): the recommended trainer at least the supervised
+# copy-paste trainer - 0.5 (item 7's candidate too; first since 2026-12-08: it decides item 8 (c))
+"$PY" benchmarks/hippocampus.py --labelled labeled_9 --profile cpu_warm --seed 0 --work "$ROOT/hippo9_seed0" \
+    ${KEEP:+--keep "$KEEP/hippo9_seed0"} --methods copy_paste_continued $FROM_CP dualunc_warm_copy_paste_pseudo_dice
 # the ceiling under supervised copy-paste and BCP at 3 labelled (item 6 where labels are scarcer)
 acdc acdc3_teacherA_seed0 --labelled labeled_3 --seed 0 --methods $CP_ORACLE $BCP
 acdc acdc3_teacherA_seed1 --labelled labeled_3 --seed 1 --methods $CP_ORACLE $BCP
