@@ -5,9 +5,9 @@
 copy of a benchmark work folder's `results.json` and `metrics_<method>.json`), the budget and the hardware. Each row
 is one setting and seed: nnU-Net continued, supervised copy-paste, the recommended trainer's recipe without unlabelled
 images (its twin), the recommended trainer, the oracle under its recipe, and what the unlabelled images add (the
-recommended trainer minus its twin), computed by benchmarks/gain_sources.py. A candidate recipe (`candidate` in the
-manifest: measured under its rule, not yet recommended) and a held-out test evaluation, where stored, get a table
-each.
+recommended trainer minus its twin), computed by benchmarks/gain_sources.py. Each candidate recipe (`candidates` in
+the manifest: measured under its rule, not yet recommended; `start_method` names the model it continues, default
+supervised copy-paste) and a held-out test evaluation, where stored, get a table each.
 
     .venv/bin/python benchmarks/results_table.py --update README.md docs/RESULTS.md
 
@@ -22,7 +22,7 @@ from typing import List, Optional, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from compare_runs import Run, read_run  # noqa: E402
-from gain_sources import gain_row  # noqa: E402
+from gain_sources import COPY_PASTE, gain_row  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MANIFEST = os.path.join(REPO, "docs", "results", "current.json")
@@ -47,28 +47,31 @@ def setting_rows(runs: Sequence[Tuple[str, Run]], method: str, oracle: Optional[
     return [gain_row(label, run, method, oracle) for label, run in runs]
 
 
-def candidate_rows(manifest: dict, runs: Sequence[Tuple[str, Run]]) -> List[dict]:
-    """The rows of the runs that have the manifest's candidate (a recipe measured under its rule, not yet
-    recommended); none without a candidate."""
-    candidate = manifest.get("candidate")
-    if not candidate:
-        return []
-    return [row for row in setting_rows(runs, candidate["method"], candidate.get("oracle"))
-            if row["method_dice"] is not None]
+def candidate_rows(candidate: dict, runs: Sequence[Tuple[str, Run]]) -> List[dict]:
+    """The rows of the runs that have this candidate (a recipe measured under its rule, not yet recommended), each
+    with the Dice of the model it continues (start_dice)."""
+    start = candidate.get("start_method", COPY_PASTE)
+    rows = []
+    for (_, run), row in zip(runs, setting_rows(runs, candidate["method"], candidate.get("oracle"))):
+        if row["method_dice"] is not None:
+            row["start_dice"] = 100 * run.mean_dice(start) if start in run.case_dice else None
+            rows.append(row)
+    return rows
 
 
 def candidate_markdown(candidate: dict, rows: Sequence[dict]) -> List[str]:
-    """The candidate's table: the model it continues, its recipe without unlabelled images, itself, the difference."""
+    """A candidate's table: the model it continues, its recipe without unlabelled images, itself, the difference."""
     lines = ["", candidate["title"], "", f"| setting | seed | {candidate['start']} | recipe without unlabelled images "
              f"| **{candidate['name']}** | what the unlabelled images add ({candidate['name']} − recipe) |",
              "|---|---|---|---|---|---|"]
-    lines += [f"| {r['setting']} | {r['seed']} | {_cell(r['copy_paste'])} | {_cell(r['recipe_only'])} | "
+    lines += [f"| {r['setting']} | {r['seed']} | {_cell(r['start_dice'])} | {_cell(r['recipe_only'])} | "
               f"**{_cell(r['method_dice'])}** | {_cell(r['unlabelled_gain'], True)} |" for r in rows]
     return lines + ["", candidate["note"]]
 
 
 def markdown(manifest: dict, rows: Sequence[dict], heldout: Optional[dict],
-             candidates: Sequence[dict] = ()) -> str:
+             candidates: Sequence[Tuple[dict, Sequence[dict]]] = ()) -> str:
+    """The main table, then each candidate's (candidate, its rows) that has a run, then the held-out table."""
     lines = ["| setting | seed | nnU-Net continued | supervised copy-paste | recipe without unlabelled images | "
              "**recommended trainer** | oracle (true labels for the unlabelled images) | what the unlabelled images "
              "add (recommended − recipe) |", "|---|---|---|---|---|---|---|---|"]
@@ -87,8 +90,9 @@ def markdown(manifest: dict, rows: Sequence[dict], heldout: Optional[dict],
         said = ([setting["budget"]] if setting.get("budget") else []) + ([] if shared else [place])
         lines[-1] += f"{setting['label']}: {'; '.join(said)}. " if said else ""
     lines[-1] = (lines[-1] + (f"Every run: {places[0]}." if shared else "")).rstrip()
-    if candidates:
-        lines += candidate_markdown(manifest["candidate"], candidates)
+    for candidate, candidate_table_rows in candidates:
+        if candidate_table_rows:
+            lines += candidate_markdown(candidate, candidate_table_rows)
     if heldout:
         lines += ["", heldout["title"], "", "| run | " + " | ".join(heldout["columns"]) + " |",
                   "|---|" + "---|" * len(heldout["columns"])]
@@ -122,7 +126,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     try:
         runs = stored_runs(manifest, root)
         table = markdown(manifest, setting_rows(runs, manifest["method"], manifest["oracle"]), heldout,
-                         candidate_rows(manifest, runs))
+                         [(c, candidate_rows(c, runs)) for c in manifest.get("candidates", [])])
         for path in args.update:
             with open(path) as f:
                 text = f.read()

@@ -1,6 +1,7 @@
 """The benchmark scripts' log reading and the budget variants they train (no training here)."""
 import json
 import os
+import shutil
 import sys
 
 import pytest
@@ -809,8 +810,10 @@ def test_results_table_shows_a_candidate_only_for_the_runs_that_have_it(tmp_path
             json.dump({"seed": seed, "recipe_twins": {"cand": "cand_recipe_only"}}, f)
     manifest = {"method": "rec", "oracle": "rec_oracle", "settings": [
         {"label": "ACDC 3", "runs": ["exp/seed0", "exp/seed1"], "budget": "650 steps", "hardware": "2-core CPU"}],
-        "candidate": {"method": "cand", "name": "candidate", "start": "copy-paste model", "title": "Candidate:",
-                      "note": "Not yet recommended."}}
+        "candidates": [{"method": "cand", "name": "candidate", "start": "copy-paste model", "title": "Candidate:",
+                        "note": "Not yet recommended."},
+                       {"method": "second", "name": "second round", "start": "candidate", "start_method": "cand",
+                        "title": "Second round:", "note": "Never run."}]}
     (tmp_path / "current.json").write_text(json.dumps(manifest))
     readme = tmp_path / "README.md"
     readme.write_text(f"{results_table.BEGIN}\n{results_table.END}\n")
@@ -819,6 +822,16 @@ def test_results_table_shows_a_candidate_only_for_the_runs_that_have_it(tmp_path
     assert "| ACDC 3 | 0 | 70.0 | 72.0 | **76.0** | +4.0 |" in text and "Not yet recommended." in text
     assert "| ACDC 3 | 1 | - |" not in text.split("Candidate:")[1]  # seed 1 has no candidate run
     assert "| ACDC 3 | 1 | - | - | - | **71.0** | - | - |" in text  # the main table keeps every run
+    assert "Second round:" not in text  # a candidate without a run has no table
+    # a candidate that continues another candidate shows that model's Dice as its start
+    second = {"copy_paste_continued": {"a": (0.70, 0.70)}, "cand": {"a": (0.75, 0.77)}, "second": {"a": (0.80, 0.80)},
+              "second_recipe_only": {"a": (0.74, 0.74)}, "rec": {"a": (0.69, 0.69)}}
+    shutil.rmtree(tmp_path / "exp" / "seed0")
+    folder = _write_metrics(tmp_path / "exp" / "seed0", 0, second)
+    with open(os.path.join(folder, "results.json"), "w") as f:
+        json.dump({"seed": 0, "recipe_twins": {"second": "second_recipe_only"}}, f)
+    results_table.main(["--manifest", str(tmp_path / "current.json"), "--update", str(readme)])
+    assert "| ACDC 3 | 0 | 76.0 | 74.0 | **80.0** | +6.0 |" in readme.read_text().split("Second round:")[1]
 
 
 def test_keep_copies_the_report_and_metrics_but_nothing_else_of_the_work_folder(tmp_path):
