@@ -63,6 +63,9 @@ acdc acdc3_teacherA_seed1 --labelled labeled_3 --seed 1 --methods $SECOND_ROUND
 # copy-paste trainer - 0.5 (item 7's candidate too; first since 2026-12-08: it decides item 8 (c))
 "$PY" benchmarks/hippocampus.py --labelled labeled_9 --profile cpu_warm --seed 0 --work "$ROOT/hippo9_seed0" \
     ${KEEP:+--keep "$KEEP/hippo9_seed0"} --methods copy_paste_continued $FROM_CP dualunc_warm_copy_paste_pseudo_dice
+# item 10: item 9's second round passed at 3 labelled; whether the README offers it at 7 labelled too (teacher C)
+acdc acdc7_teacherC_seed0 --labelled labeled_7 --seed 0 --methods $SECOND_ROUND
+acdc acdc7_teacherC_seed1 --labelled labeled_7 --seed 1 --methods $SECOND_ROUND
 # the ceiling under supervised copy-paste and BCP at 3 labelled (item 6 where labels are scarcer)
 acdc acdc3_teacherA_seed0 --labelled labeled_3 --seed 0 --methods $CP_ORACLE $BCP
 acdc acdc3_teacherA_seed1 --labelled labeled_3 --seed 1 --methods $CP_ORACLE $BCP
