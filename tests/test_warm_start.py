@@ -1,6 +1,6 @@
 """Warm start from an existing nnU-Net model: checks of the checkpoint, how its weights are loaded, and the user's
 path end to end (stock nnUNetv2_train -> nnUNetTrainerDualUncWarmStart -> nnUNetv2_predict; nnUNetTrainer ->
-nnUNetTrainerCopyPasteWarmStart -> nnUNetTrainerDualUncPlusFromCopyPaste)."""
+nnUNetTrainerCopyPasteWarmStart -> nnUNetTrainerDualUncPlusFromCopyPaste -> nnUNetTrainerDualUncPlusSecondRound)."""
 import copy
 import json
 import os
@@ -152,6 +152,12 @@ def test_stock_model_then_warm_start_then_predict(planned_workspace, tmp_path):
     copy_paste_model = os.path.join(ws.results_folder(copy_paste), "checkpoint_final.pth")
     assert f"warm start: weights loaded from {copy_paste_model}" in chained.log
     assert "entering phase 'stage2'" in chained.log
+    # a second round from that model: the dual-decoder checkpoint loads into the next dual-decoder student
+    second_round = ws.run(["nnUNetv2_train", "991", "2d", "all", "-tr", "nnUNetTrainerDualUncPlusSecondRound_test",
+                           "-device", "cpu"], "second_round.log")
+    first_round_model = os.path.join(ws.results_folder(from_copy_paste), "checkpoint_final.pth")
+    assert f"warm start: weights loaded from {first_round_model}" in second_round.log
+    assert "entering phase 'stage2'" in second_round.log
 
     # a checkpoint of another label set is refused before training, naming the file and the difference
     foreign = torch.load(checkpoint_file, map_location="cpu", weights_only=False)

@@ -36,7 +36,8 @@ from nnunetv2_dualunc.training.budget_variants import budget_variant
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 from nnunetv2_dualunc.training.copy_paste import nnUNetTrainerCopyPaste, nnUNetTrainerCopyPasteWarmStart
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
-from nnunetv2_dualunc.training.dualunc_plus import (nnUNetTrainerDualUncPlus, nnUNetTrainerDualUncPlusFromCopyPaste,
+from nnunetv2_dualunc.training.dualunc_plus import (nnUNetTrainerDualUncPlusFromCopyPaste,
+                                                    nnUNetTrainerDualUncPlusSecondRound,
                                                     nnUNetTrainerDualUncWarmStartCopyPastePseudoDice)
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
 from nnunetv2_dualunc.training.online_teacher import OnlineTeacherMixin
@@ -342,12 +343,6 @@ class nnUNetTrainerDualUncWarmStartOneLRDecay(nnUNetTrainerDualUncWarmStart):
     """Schedule ablation (issue 11): the warm start with one poly decay over all phases instead of a restart at each
     phase; the restarts shake a student initialised from a good teacher, one decay labels before the rate annealed."""
     lr_restart_each_phase = False
-
-
-class nnUNetTrainerDualUncPlusSecondRound(nnUNetTrainerDualUncPlus):
-    """The recommended recipe once more, from the model of nnUNetTrainerDualUncPlusFromCopyPaste (the benchmark sets
-    the start model): a second round of self-training whose ranking and first pseudo-labels come from a model that
-    has already learnt from the unlabelled images (docs/log/2026-12-07_recipe-controls.md, item 9)."""
 
 
 def _longer_adaptation(pretrain: int, stage1: int, stage2: int) -> Tuple[int, int, int]:

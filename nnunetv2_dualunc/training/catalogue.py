@@ -30,6 +30,7 @@ from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
 from nnunetv2_dualunc.training.dualunc_plus import (nnUNetTrainerDualUncCopyPastePseudoDice, nnUNetTrainerDualUncPlus,
                                                     nnUNetTrainerDualUncPlusFromCopyPaste,
                                                     nnUNetTrainerDualUncPlusFromScratch,
+                                                    nnUNetTrainerDualUncPlusSecondRound,
                                                     nnUNetTrainerDualUncWarmStartCopyPastePseudoDice)
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
 from nnunetv2_dualunc.training.sample_sorting import nnUNetTrainerSelfTrainingSS
@@ -50,6 +51,9 @@ CATALOGUE: Tuple[Tuple[str, Tuple[CatalogueEntry, ...]], ...] = (
         CatalogueEntry(nnUNetTrainerDualUncPlusFromCopyPaste, "you have trained the control "
                                                               "nnUNetTrainerCopyPasteWarmStart too: the same recipe "
                                                               "continued from that model (better pseudo-labels)"),
+        CatalogueEntry(nnUNetTrainerDualUncPlusSecondRound, "you have trained nnUNetTrainerDualUncPlusFromCopyPaste: "
+                                                            "the same recipe once more from its model (few labelled "
+                                                            "cases)"),
         CatalogueEntry(nnUNetTrainerDualUncPlusFromScratch, "no model yet: the same recipe after the paper's teacher "
                                                             "pre-training"),
     )),

@@ -10,7 +10,8 @@ a Dice term on the pseudo-labels. Two departures from the paper, hence names of 
   pseudo-label beside Eq. 4, every voxel weighted by exp(-KL); it removes most of copy-paste's far false positives.
 
 nnUNetTrainerDualUncPlusFromCopyPaste runs the same recipe from the supervised copy-paste model of the fold
-(nnUNetTrainerCopyPasteWarmStart, the control a user trains anyway) instead of the nnUNetTrainer model.
+(nnUNetTrainerCopyPasteWarmStart, the control a user trains anyway) instead of the nnUNetTrainer model;
+nnUNetTrainerDualUncPlusSecondRound runs it once more from that model (a second round of self-training).
 
 Why these, with the numbers: docs/METHOD.md. Most of this recipe's gain over nnU-Net continued appears without any
 unlabelled image; its exact control is the same trainer with ``second_batch_from_labelled = True`` (docs/RESULTS.md).
@@ -35,6 +36,15 @@ class nnUNetTrainerDualUncPlusFromCopyPaste(nnUNetTrainerDualUncPlus):
     half), and every later stage inherits that. Chain: nnUNetTrainer -> nnUNetTrainerCopyPasteWarmStart -> this."""
 
     warm_start_trainer = nnUNetTrainerCopyPasteWarmStart.__name__
+
+
+class nnUNetTrainerDualUncPlusSecondRound(nnUNetTrainerDualUncPlus):
+    """The recommended recipe once more, from this fold's nnUNetTrainerDualUncPlusFromCopyPaste model: its ranking and
+    first pseudo-labels come from a model that has already learnt from the unlabelled images, so they are better
+    again (docs/RESULTS.md). Chain: nnUNetTrainer -> nnUNetTrainerCopyPasteWarmStart ->
+    nnUNetTrainerDualUncPlusFromCopyPaste -> this."""
+
+    warm_start_trainer = nnUNetTrainerDualUncPlusFromCopyPaste.__name__
 
 
 class nnUNetTrainerDualUncPlusFromScratch(nnUNetTrainerDualUnc):

@@ -14,7 +14,8 @@ from nnunetv2_dualunc.training.budget_variants import budget_variant
 from nnunetv2_dualunc.training.continued import nnUNetTrainerContinued
 from nnunetv2_dualunc.training.copy_paste import nnUNetTrainerCopyPaste, nnUNetTrainerCopyPasteWarmStart
 from nnunetv2_dualunc.training.dualunc import nnUNetTrainerDualUnc
-from nnunetv2_dualunc.training.dualunc_plus import nnUNetTrainerDualUncPlus, nnUNetTrainerDualUncPlusFromCopyPaste
+from nnunetv2_dualunc.training.dualunc_plus import (nnUNetTrainerDualUncPlus, nnUNetTrainerDualUncPlusFromCopyPaste,
+                                                    nnUNetTrainerDualUncPlusSecondRound)
 from nnunetv2_dualunc.training.dualunc_warm_start import nnUNetTrainerDualUncWarmStart
 from nnunetv2_dualunc.training.self_training import nnUNetTrainerSelfTraining
 
@@ -111,6 +112,10 @@ nnUNetTrainerDualUncPlus_test = budget_variant(nnUNetTrainerDualUncPlus, "nnUNet
 nnUNetTrainerDualUncPlusFromCopyPaste_test = budget_variant(
     nnUNetTrainerDualUncPlusFromCopyPaste, "nnUNetTrainerDualUncPlusFromCopyPaste_test", (2, 1, 1), 2, 1,
     num_snapshots=2, warm_start_trainer="nnUNetTrainerCopyPasteWarmStart_test")
+#: a second round of that recipe from the model above (nnUNetTrainer_test -> copy-paste -> the above -> this)
+nnUNetTrainerDualUncPlusSecondRound_test = budget_variant(
+    nnUNetTrainerDualUncPlusSecondRound, "nnUNetTrainerDualUncPlusSecondRound_test", (2, 1, 1), 2, 1,
+    num_snapshots=2, warm_start_trainer="nnUNetTrainerDualUncPlusFromCopyPaste_test")
 
 
 def _baseline_variants() -> dict:
