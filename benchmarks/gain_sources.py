@@ -23,20 +23,23 @@ from report_files import print_and_save
 CONTROL, COPY_PASTE = "supervised_continued", "copy_paste_continued"
 
 
+def dice_points(run: Run, method: Optional[str]) -> Optional[float]:
+    """A method's mean Dice in points in this run; None where the run lacks it (or method is None)."""
+    return 100 * run.mean_dice(method) if method in run.case_dice else None
+
+
 def gain_row(label: str, run: Run, method: str, oracle: Optional[str]) -> dict:
     """One setting and seed: each column's mean Dice in points (None where the run lacks it) and the differences."""
     # a run records a twin once its method finished; until then the oracle's twin (the same recipe) stands in
     twin = run.recipe_twins.get(method) or run.recipe_twins.get(oracle)
 
-    def points(name: Optional[str]) -> Optional[float]:
-        return 100 * run.mean_dice(name) if name in run.case_dice else None
-
     def minus(a: Optional[float], b: Optional[float]) -> Optional[float]:
         return None if a is None or b is None else a - b
 
     row = {"setting": label, "seed": run.seed, "folder": run.folder, "method": method, "twin": twin,
-           "control": points(CONTROL), "copy_paste": points(COPY_PASTE), "recipe_only": points(twin),
-           "method_dice": points(method), "oracle": points(oracle)}
+           "control": dice_points(run, CONTROL), "copy_paste": dice_points(run, COPY_PASTE),
+           "recipe_only": dice_points(run, twin), "method_dice": dice_points(run, method),
+           "oracle": dice_points(run, oracle)}
     row.update(total_gain=minus(row["method_dice"], row["control"]),
                recipe_gain=minus(row["recipe_only"], row["control"]),
                unlabelled_gain=minus(row["method_dice"], row["recipe_only"]))

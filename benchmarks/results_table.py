@@ -22,7 +22,7 @@ from typing import List, Optional, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from compare_runs import Run, read_run  # noqa: E402
-from gain_sources import COPY_PASTE, gain_row  # noqa: E402
+from gain_sources import COPY_PASTE, dice_points, gain_row  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MANIFEST = os.path.join(REPO, "docs", "results", "current.json")
@@ -54,7 +54,7 @@ def candidate_rows(candidate: dict, runs: Sequence[Tuple[str, Run]]) -> List[dic
     rows = []
     for (_, run), row in zip(runs, setting_rows(runs, candidate["method"], candidate.get("oracle"))):
         if row["method_dice"] is not None:
-            row["start_dice"] = 100 * run.mean_dice(start) if start in run.case_dice else None
+            row["start_dice"] = dice_points(run, start)
             rows.append(row)
     return rows
 
